@@ -1,0 +1,359 @@
+"""Declarative node types: the one description from which shards and the GraphQL schema derive.
+
+A :class:`Model` is a set of :class:`NodeType`, each a tuple of typed :class:`Field`. Every field
+is stored in its own shard named ``<type>_<field>`` (``claim_type_code``), exactly as the earlier
+system laid out its files, plus one shard, ``_type``, that maps every node id to its type name so
+that an id alone finds its node.
+
+Adding a field or a type is one edit to :data:`INSURANCE` (or to your own model):
+
+>>> m = Model([NodeType("Pet", (Field("name", "str"), Field("owner", "ref", target="Pet", required=False)))])
+>>> m.shards()
+['_type', 'pet_name', 'pet_owner']
+>>> m.field_for_shard("pet_name").graphql_name
+'name'
+>>> INSURANCE.type("Transaction").field("identifier").graphql_name
+'financialTransactionIdentifier'
+>>> len(INSURANCE.shards()) - 1   # the 14 field shards of the earlier system, plus _type
+14
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+__all__ = [
+    "INSURANCE",
+    "KINDS",
+    "TYPE_SHARD",
+    "Field",
+    "Model",
+    "NodeType",
+    "ValidationError",
+]
+
+FieldKind = Literal["str", "int", "float", "decimal", "datetime", "bool", "bytes", "ref", "refs"]
+KINDS: tuple[str, ...] = ("str", "int", "float", "decimal", "datetime", "bool", "bytes", "ref", "refs")
+
+#: The shard mapping node id -> type name. The leading underscore keeps it apart from every
+#: ``<type>_<field>`` name, whose type part is a lowercase word.
+TYPE_SHARD = "_type"
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class ValidationError(ValueError):
+    """A value that does not fit its field; the message names the field and the problem."""
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One typed field of a node type.
+
+    ``kind`` is one of :data:`KINDS`; ``ref`` holds one node id of type ``target``, ``refs`` an
+    ordered list of them (stored one row per entry, so it pages). ``places`` fixes the number of
+    decimal places of a ``decimal``. ``graphql_name`` defaults to the camelCase of ``name``.
+    """
+
+    name: str
+    kind: FieldKind
+    required: bool = True
+    target: str | None = None
+    places: int | None = None
+    graphql_name: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"field name {self.name!r} must be snake_case ([a-z][a-z0-9_]*)")
+        if self.kind not in KINDS:
+            raise ValueError(f"field {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+        if (self.kind in ("ref", "refs")) != (self.target is not None):
+            raise ValueError(f"field {self.name!r}: a target type goes with kind ref/refs only")
+        if self.places is not None and self.kind != "decimal":
+            raise ValueError(f"field {self.name!r}: places goes with kind decimal only")
+        if self.kind == "refs" and self.required:
+            # A list is never missing: an absent list is the empty list.
+            object.__setattr__(self, "required", False)
+        if not self.graphql_name:
+            object.__setattr__(self, "graphql_name", _camel(self.name))
+
+    @property
+    def is_reference(self) -> bool:
+        return self.kind in ("ref", "refs")
+
+    def coerce(self, value: Any) -> Any:
+        """Return ``value`` as this field's Python type, or raise :class:`ValidationError`.
+
+        >>> Field("amount", "decimal", places=2).coerce("12.5")
+        Decimal('12.50')
+        >>> Field("at", "datetime").coerce("2024-01-02T03:04:05Z")
+        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        >>> Field("n", "int").coerce("x")
+        Traceback (most recent call last):
+        ...
+        efs_sqlite.model.ValidationError: n: expected an integer, got 'x'
+        """
+        if value is None:
+            if self.required:
+                raise ValidationError(f"{self.name}: a value is required")
+            return None
+        try:
+            return _COERCE[self.kind](self, value)
+        except ValidationError:
+            raise
+        except (TypeError, ValueError, InvalidOperation, OverflowError):
+            raise ValidationError(
+                f"{self.name}: expected {_EXPECTED[self.kind]}, got {value!r}"[:300]
+            ) from None
+
+
+def _int(f: Field, v: Any) -> int:
+    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+        raise TypeError
+    n = int(v)
+    if not _INT64[0] <= n <= _INT64[1]:
+        raise ValidationError(f"{f.name}: {n} does not fit a signed 64-bit integer")
+    return n
+
+
+def _ref(f: Field, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError
+    if not 0 < v < 2**63:
+        raise ValidationError(f"{f.name}: {v} is not a node id")
+    return v
+
+
+def _decimal(f: Field, v: Any) -> Decimal:
+    if isinstance(v, float):
+        v = repr(v)  # the shortest repr is what the user typed; Decimal(float) is not
+    d = Decimal(v) if not isinstance(v, Decimal) else v
+    if not d.is_finite():
+        raise ValidationError(f"{f.name}: {v!r} is not a finite number")
+    if f.places is not None:
+        q = Decimal(1).scaleb(-f.places)
+        if d != d.quantize(q):
+            raise ValidationError(f"{f.name}: {v!r} has more than {f.places} decimal places")
+        d = d.quantize(q)
+    return d
+
+
+def _datetime(f: Field, v: Any) -> datetime:
+    if isinstance(v, str):
+        v = datetime.fromisoformat(v)
+    elif isinstance(v, date) and not isinstance(v, datetime):
+        v = datetime(v.year, v.month, v.day)
+    if not isinstance(v, datetime):
+        raise TypeError
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+
+def _str(f: Field, v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError
+    return v
+
+
+def _bool(f: Field, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError
+    return v
+
+
+def _float(f: Field, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float | Decimal | str):
+        raise TypeError
+    return float(v)
+
+
+def _bytes(f: Field, v: Any) -> bytes:
+    if not isinstance(v, bytes | bytearray | memoryview):
+        raise TypeError
+    return bytes(v)
+
+
+def _refs(f: Field, v: Any) -> list[int]:
+    if isinstance(v, str | bytes) or not isinstance(v, Iterable):
+        raise TypeError
+    return [_ref(f, x) for x in v]
+
+
+_COERCE = {
+    "str": _str,
+    "int": _int,
+    "float": _float,
+    "decimal": _decimal,
+    "datetime": _datetime,
+    "bool": _bool,
+    "bytes": _bytes,
+    "ref": _ref,
+    "refs": _refs,
+}
+_EXPECTED = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "decimal": "a decimal number",
+    "datetime": "an ISO 8601 datetime",
+    "bool": "true or false",
+    "bytes": "bytes",
+    "ref": "a node id",
+    "refs": "a list of node ids",
+}
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A node type: a name (``Claim``) and its fields; its shards are ``claim_<field>``."""
+
+    name: str
+    fields: tuple[Field, ...]
+    description: str = ""
+    _by_name: Mapping[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _TYPE_NAME.match(self.name):
+            raise ValueError(f"type name {self.name!r} must be CapitalizedWords")
+        object.__setattr__(self, "fields", tuple(self.fields))
+        by_name = {f.name: f for f in self.fields}
+        if len(by_name) != len(self.fields):
+            raise ValueError(f"type {self.name}: duplicate field names")
+        gql = [f.graphql_name for f in self.fields]
+        if len(set(gql)) != len(gql) or "id" in gql:
+            raise ValueError(f"type {self.name}: GraphQL field names must be unique and not 'id'")
+        object.__setattr__(self, "_by_name", by_name)
+
+    @property
+    def key(self) -> str:
+        """The shard prefix: the type name in lowercase."""
+        return self.name.lower()
+
+    def field(self, name: str) -> Field:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"type {self.name} has no field {name!r}") from None
+
+    def shard(self, field_name: str) -> str:
+        return f"{self.key}_{self.field(field_name).name}"
+
+
+class Model:
+    """A validated set of node types, with the shard names derived from them."""
+
+    def __init__(self, types: Sequence[NodeType]) -> None:
+        self.types: dict[str, NodeType] = {}
+        for t in types:
+            if t.name in self.types or any(o.key == t.key for o in self.types.values()):
+                raise ValueError(f"duplicate type {t.name}")
+            self.types[t.name] = t
+        self._shards: dict[str, tuple[NodeType, Field]] = {}
+        for t in self.types.values():
+            for f in t.fields:
+                if f.target is not None and f.target not in self.types:
+                    raise ValueError(f"{t.name}.{f.name}: unknown target type {f.target!r}")
+                shard = t.shard(f.name)
+                if shard in self._shards or len(shard) > 63:
+                    raise ValueError(f"shard name {shard!r} is taken or too long")
+                self._shards[shard] = (t, f)
+
+    def __repr__(self) -> str:
+        return f"Model({list(self.types)})"
+
+    def type(self, name: str) -> NodeType:
+        try:
+            return self.types[name]
+        except KeyError:
+            raise KeyError(f"unknown node type {name!r}") from None
+
+    def shards(self) -> list[str]:
+        """Every shard name: the type shard and one per field, sorted."""
+        return sorted([TYPE_SHARD, *self._shards])
+
+    def field_for_shard(self, shard: str) -> Field:
+        return self.owner_of_shard(shard)[1]
+
+    def owner_of_shard(self, shard: str) -> tuple[NodeType, Field]:
+        try:
+            return self._shards[shard]
+        except KeyError:
+            raise KeyError(f"no field is stored in shard {shard!r}") from None
+
+    def coerce_node(
+        self, type_name: str, values: Mapping[str, Any], *, partial: bool = False
+    ) -> dict[str, Any]:
+        """Validate a node's field values (by field name); return them coerced.
+
+        Unknown fields and, unless ``partial``, missing required fields are errors; every problem
+        is reported at once.
+
+        >>> INSURANCE.coerce_node("Party", {"identifier": 7, "timestamp": "2024-05-01T00:00:00"})
+        {'identifier': 7, 'timestamp': datetime.datetime(2024, 5, 1, 0, 0, tzinfo=datetime.timezone.utc)}
+        """
+        t = self.type(type_name)
+        problems = [f"{type_name}: unknown field {k!r}" for k in values if k not in t._by_name]
+        out: dict[str, Any] = {}
+        for f in t.fields:
+            if f.name not in values:
+                if f.required and not partial:
+                    problems.append(f"{f.name}: a value is required")
+                continue
+            try:
+                out[f.name] = f.coerce(values[f.name])
+            except ValidationError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValidationError("; ".join(problems))
+        return out
+
+
+#: The insurance domain of the earlier system: 3 types, 14 field shards.
+INSURANCE = Model(
+    [
+        NodeType(
+            "Claim",
+            (
+                Field("identifier", "int", graphql_name="claimIdentifier"),
+                Field("type_code", "str", graphql_name="claimTypeCode"),
+                Field("timestamp", "datetime"),
+                Field("transactions", "refs", target="Transaction"),
+                Field("parties", "refs", target="Party"),
+            ),
+            description="An insurance claim.",
+        ),
+        NodeType(
+            "Party",
+            (
+                Field("identifier", "int", graphql_name="partyIdentifier"),
+                Field("timestamp", "datetime"),
+                Field("claims", "refs", target="Claim"),
+            ),
+            description="A person or company involved in claims.",
+        ),
+        NodeType(
+            "Transaction",
+            (
+                Field("identifier", "str", graphql_name="financialTransactionIdentifier"),
+                Field("timestamp", "datetime"),
+                Field("claim", "ref", target="Claim"),
+                Field("amount", "decimal", places=2),
+                Field("source_system_code", "str", required=False),
+                Field("service_type_code", "str", required=False),
+            ),
+            description="A financial transaction booked against a claim.",
+        ),
+    ]
+)

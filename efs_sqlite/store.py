@@ -1,0 +1,718 @@
+"""The sharded store: one SQLite file per field name under a root folder.
+
+Layout
+------
+Each shard is ``<root>/<shard>.sqlite`` holding two tables::
+
+    items(uid INTEGER PRIMARY KEY, value, kind INTEGER NOT NULL)   -- one field value per node
+    refs(uid INTEGER, pos INTEGER, ref INTEGER, PRIMARY KEY (uid, pos)) WITHOUT ROWID
+
+``items`` keys on the node id itself, so a point read is one rowid B-tree descent and no
+secondary index exists to keep up. ``kind`` tags the few types SQLite has no storage class for
+(bool, Decimal, datetime, references) so every value reads back with the type it was written
+with. Reference lists are *not* a value: the earlier system stored a 25,000-entry list as one
+Python-repr string that had to be read whole. Here a list is one ``refs`` row per entry, clustered
+by ``(uid, pos)``, so a page is a range scan of exactly the rows asked for and an append writes only
+the new rows.
+
+Journal and locking
+-------------------
+Rollback journal (``delete`` by default; ``truncate`` and ``persist`` selectable) because WAL needs
+shared memory, which a network file system cannot give; asking for WAL on an NFS/EFS mount is
+refused. ``synchronous=FULL``: a commit reaches the server before it is acknowledged.
+
+Connections are opened once per (thread, shard) and reused, so a warm Lambda never reopens a
+file. A read never creates a file: a missing shard reads as empty.
+
+Grouped writes
+--------------
+:meth:`ShardStore.write` groups writes to several shards into one commit through ``ATTACH`` and
+SQLite's super-journal: after a crash at any point all of the group is visible or none of it.
+
+>>> import tempfile
+>>> store = ShardStore(tempfile.mkdtemp())
+>>> with store.write() as w:
+...     w.insert("claim_type_code", 1, "MOTOR")
+...     w.insert("claim_amount", 1, Decimal("12.50"))
+>>> store.get_many("claim_type_code", [1, 2])
+{1: 'MOTOR'}
+>>> store.get("claim_amount", 1)
+Decimal('12.50')
+>>> store.get("no_such_shard", 1) is None and not store.path("no_such_shard").exists()
+True
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import apsw
+
+__all__ = [
+    "JOURNAL_MODES",
+    "NETWORK_FILESYSTEMS",
+    "Ref",
+    "ShardStore",
+    "StoreBusy",
+    "StoreError",
+    "UIDCollision",
+    "WriteBatch",
+    "is_network_filesystem",
+    "validate_shard",
+]
+
+SHARD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+JOURNAL_MODES = ("delete", "truncate", "persist", "wal")
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "efs", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs"})
+MOUNTS = "/proc/mounts"
+#: ATTACH is limited to 125 databases in apsw's SQLite; keep room for main.
+MAX_GROUP_SHARDS = 120
+_GROUP_CACHE = 8
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {s}.items(uid INTEGER PRIMARY KEY, value, kind INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.refs(uid INTEGER NOT NULL, pos INTEGER NOT NULL, ref INTEGER NOT NULL,
+                                    PRIMARY KEY (uid, pos)) WITHOUT ROWID;
+"""
+
+# Value kinds: how a Python value maps onto SQLite's storage classes.
+_PLAIN, _BOOL, _DECIMAL, _DATETIME, _REF, _NAN = range(6)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+class StoreError(Exception):
+    """Base class of the store's errors."""
+
+
+class UIDCollision(StoreError, KeyError):
+    """:meth:`ShardStore.insert` found the id already present: nothing was overwritten."""
+
+    def __init__(self, shard: str, uid: int) -> None:
+        super().__init__(f"id {uid} already exists in shard {shard!r}; nothing was written")
+        self.shard, self.uid = shard, uid
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class StoreBusy(StoreError):
+    """Another connection held the lock for longer than the busy timeout."""
+
+
+class Ref(int):
+    """A reference value: a node id that reads back as a reference, not a plain integer.
+
+    >>> Ref(5) == 5, repr(Ref(5))
+    (True, 'Ref(5)')
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Ref({int(self)})"
+
+
+def validate_shard(name: str) -> str:
+    """Return ``name`` if it is a valid shard name, else raise ``ValueError``.
+
+    >>> validate_shard("claim_type_code")
+    'claim_type_code'
+    >>> validate_shard("../etc")
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid shard name '../etc': expected ^[a-z_][a-z0-9_]{0,62}$
+    """
+    if not isinstance(name, str) or not SHARD_NAME.match(name):
+        raise ValueError(f"invalid shard name {name!r}: expected {SHARD_NAME.pattern}")
+    return name
+
+
+def _mount_fstype(path: Path, mounts: str) -> str | None:
+    path = path.resolve()
+    best, fstype = -1, None
+    with open(mounts, encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) < 3:
+                continue
+            # /proc/mounts escapes spaces in mount points as \040.
+            point = parts[1].replace("\\040", " ")
+            if (path == Path(point) or Path(point) in path.parents) and len(point) > best:
+                best, fstype = len(point), parts[2]
+    return fstype
+
+
+def is_network_filesystem(path: str | os.PathLike[str], mounts: str | None = None) -> bool:
+    """True if ``path`` lies on a network file system (NFS, EFS, SMB, ...) per the mount table."""
+    try:
+        fstype = _mount_fstype(Path(path), mounts or MOUNTS)
+    except OSError:
+        return False
+    return fstype is not None and (fstype in NETWORK_FILESYSTEMS or fstype.startswith("nfs"))
+
+
+def _encode(value: Any) -> tuple[Any, int]:
+    if value is None or isinstance(value, str):
+        return value, _PLAIN
+    if isinstance(value, bool):
+        return int(value), _BOOL
+    if isinstance(value, Ref):
+        return int(value), _REF
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"integer {value} does not fit SQLite's signed 64 bits")
+        return value, _PLAIN
+    if isinstance(value, float):
+        return (None, _NAN) if math.isnan(value) else (value, _PLAIN)
+    if isinstance(value, Decimal):
+        return str(value), _DECIMAL
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return (aware - _EPOCH) // _MICRO, _DATETIME
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value), _PLAIN
+    raise TypeError(f"cannot store a value of type {type(value).__name__}")
+
+
+def _decode(value: Any, kind: int) -> Any:
+    if kind == _PLAIN:
+        return value
+    if kind == _BOOL:
+        return bool(value)
+    if kind == _DECIMAL:
+        return Decimal(value)
+    if kind == _DATETIME:
+        return _EPOCH + value * _MICRO
+    if kind == _REF:
+        return Ref(value)
+    if kind == _NAN:
+        return math.nan
+    raise StoreError(f"unknown value kind {kind}")
+
+
+@contextlib.contextmanager
+def _busy(shard: str, timeout_ms: int) -> Iterator[None]:
+    try:
+        yield
+    except (apsw.BusyError, apsw.LockedError) as exc:
+        raise StoreBusy(
+            f"shard {shard!r} stayed locked by another connection for {timeout_ms} ms; "
+            "nothing was written — retry later"
+        ) from exc
+
+
+@dataclass
+class _Op:
+    verb: Literal["insert", "put", "delete", "list_extend", "list_remove", "list_set"]
+    shard: str
+    uid: int
+    arg: Any = None
+
+
+@dataclass
+class WriteBatch:
+    """Writes collected by :meth:`ShardStore.write`, committed together when the block ends."""
+
+    ops: list[_Op] = field(default_factory=list)
+
+    def _add(self, verb: Any, shard: str, uid: int, arg: Any = None) -> None:
+        validate_shard(shard)
+        if verb in ("insert", "put"):
+            _encode(arg)  # fail now, at the caller's line, not at commit
+        self.ops.append(_Op(verb, shard, _check_uid(uid), arg))
+
+    def insert(self, shard: str, uid: int, value: Any) -> None:
+        self._add("insert", shard, uid, value)
+
+    def put(self, shard: str, uid: int, value: Any) -> None:
+        self._add("put", shard, uid, value)
+
+    def delete(self, shard: str, uid: int) -> None:
+        self._add("delete", shard, uid)
+
+    def list_extend(self, shard: str, uid: int, refs: Iterable[int]) -> None:
+        self._add("list_extend", shard, uid, _check_refs(refs))
+
+    def list_remove(self, shard: str, uid: int, refs: Iterable[int]) -> None:
+        self._add("list_remove", shard, uid, _check_refs(refs))
+
+    def list_set(self, shard: str, uid: int, refs: Iterable[int]) -> None:
+        self._add("list_set", shard, uid, _check_refs(refs))
+
+
+def _check_uid(uid: Any) -> int:
+    if isinstance(uid, bool) or not isinstance(uid, int) or not -(2**63) <= uid < 2**63:
+        raise ValueError(f"id {uid!r} is not a signed 64-bit integer")
+    return int(uid)
+
+
+def _check_refs(refs: Iterable[int]) -> list[int]:
+    return [_check_uid(r) for r in refs]
+
+
+class _Local(threading.local):
+    def __init__(self) -> None:
+        self.conns: dict[str, apsw.Connection] = {}
+        self.ready: set[str] = set()
+        self.groups: OrderedDict[tuple[str, ...], apsw.Connection] = OrderedDict()
+        self.reading: dict[str, apsw.Connection] | None = None
+
+
+class ShardStore:
+    """A folder of SQLite shards, one per field name.
+
+    ``journal_mode`` is ``delete`` (default), ``truncate``, ``persist`` or ``wal`` (refused on a
+    network file system). ``vfs`` names a registered apsw VFS (e.g. the EFS model's) used for every
+    file the store opens. ``create=False`` requires ``root`` to exist.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        journal_mode: str = "delete",
+        busy_timeout_ms: int = 5000,
+        vfs: str | None = None,
+        synchronous: str = "full",
+        create: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        journal_mode = journal_mode.lower()
+        if journal_mode not in JOURNAL_MODES:
+            raise ValueError(f"journal_mode must be one of {JOURNAL_MODES}, not {journal_mode!r}")
+        if synchronous.lower() not in ("off", "normal", "full", "extra"):
+            raise ValueError(f"synchronous must be off, normal, full or extra, not {synchronous!r}")
+        if busy_timeout_ms < 0:
+            raise ValueError("busy_timeout_ms must be >= 0")
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        elif not self.root.is_dir():
+            raise FileNotFoundError(f"store root {self.root} does not exist")
+        if journal_mode == "wal" and is_network_filesystem(self.root):
+            raise StoreError(
+                f"WAL refused: {self.root} is on a network file system. WAL needs shared memory "
+                "between processes, which NFS/EFS cannot provide (sqlite.org/wal.html); "
+                "use journal_mode='delete' or 'truncate'."
+            )
+        self.journal_mode = journal_mode
+        self.synchronous = synchronous.lower()
+        self.busy_timeout_ms = busy_timeout_ms
+        self.vfs = vfs
+        self._local = _Local()
+        self._pid = os.getpid()
+        self._all: list[apsw.Connection] = []
+        self._all_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ShardStore({str(self.root)!r}, journal_mode={self.journal_mode!r})"
+
+    def __enter__(self) -> ShardStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def path(self, shard: str) -> Path:
+        """The file of ``shard`` (which may not exist)."""
+        return self.root / f"{validate_shard(shard)}.sqlite"
+
+    def shards(self) -> list[str]:
+        """The shards that exist on disk, sorted."""
+        return sorted(p.stem for p in self.root.glob("*.sqlite") if SHARD_NAME.match(p.stem))
+
+    def _state(self) -> _Local:
+        if os.getpid() != self._pid:
+            # A forked child must not use its parent's SQLite connections (sqlite.org/howtocorrupt):
+            # abandon them unclosed, since closing could release locks the parent still relies on.
+            self._pid = os.getpid()
+            self._local = _Local()
+            self._all = []
+            self._all_lock = threading.Lock()
+        return self._local
+
+    def _open(self, path: Path, create: bool) -> apsw.Connection:
+        flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
+        conn = apsw.Connection(str(path), flags=flags, vfs=self.vfs or None)
+        conn.set_busy_timeout(self.busy_timeout_ms)
+        self._pragmas(conn, "main")
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def _pragmas(self, conn: apsw.Connection, schema: str) -> None:
+        conn.execute(
+            f"PRAGMA {schema}.journal_mode={self.journal_mode}; "
+            f"PRAGMA {schema}.synchronous={self.synchronous}"
+        ).fetchall()
+
+    def _conn(self, shard: str, *, create: bool) -> apsw.Connection | None:
+        """This thread's connection to ``shard``; ``None`` if it does not exist and not ``create``."""
+        st = self._state()
+        conn = st.conns.get(shard)
+        if conn is None:
+            path = self.path(shard)
+            if not create and not path.exists():
+                return None
+            with _busy(shard, self.busy_timeout_ms):
+                conn = self._open(path, create)
+            st.conns[shard] = conn
+        if create and shard not in st.ready:
+            with _busy(shard, self.busy_timeout_ms):
+                conn.execute(_SCHEMA.format(s="main"))
+            st.ready.add(shard)
+        return conn
+
+    def _query(self, shard: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read; a missing shard (or one whose tables do not exist yet) reads as empty."""
+        st = self._state()
+        conn = self._conn(shard, create=False)
+        if conn is None:
+            return []
+        with _busy(shard, self.busy_timeout_ms):
+            if st.reading is not None and shard not in st.reading:
+                conn.execute("BEGIN")
+                st.reading[shard] = conn
+            try:
+                return conn.execute(sql, params).fetchall()
+            except apsw.SQLError as exc:
+                if "no such table" in str(exc):
+                    return []
+                raise
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        """Hold one read transaction per shard touched for the whole block (this thread).
+
+        Several reads of one shard then cost one lock cycle, and see one consistent snapshot.
+        """
+        st = self._state()
+        if st.reading is not None:  # nested: the outer block owns the transactions
+            yield
+            return
+        st.reading = {}
+        try:
+            yield
+        finally:
+            reading, st.reading = st.reading, None
+            for conn in reading.values():
+                if not conn.getautocommit():
+                    conn.execute("COMMIT")
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def get(self, shard: str, uid: int, default: Any = None) -> Any:
+        """The value of ``uid`` in ``shard``, or ``default``."""
+        rows = self._query(shard, "SELECT value, kind FROM items WHERE uid = ?", (uid,))
+        return _decode(*rows[0]) if rows else default
+
+    def get_many(self, shard: str, uids: Iterable[int]) -> dict[int, Any]:
+        """The values of those ``uids`` present in ``shard``: one statement, one read transaction."""
+        ids = list(uids)
+        if not ids:
+            return {}
+        rows = self._query(
+            shard,
+            "SELECT uid, value, kind FROM items WHERE uid IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),),
+        )
+        return {uid: _decode(value, kind) for uid, value, kind in rows}
+
+    def scan(self, shard: str, after: int | None = None, limit: int = 1000) -> list[tuple[int, Any]]:
+        """Up to ``limit`` ``(uid, value)`` pairs in id order, starting after ``after``."""
+        rows = self._query(
+            shard,
+            "SELECT uid, value, kind FROM items WHERE uid > ? ORDER BY uid LIMIT ?",
+            (-(2**63) if after is None else after, limit),
+        )
+        return [(uid, _decode(value, kind)) for uid, value, kind in rows]
+
+    def count(self, shard: str) -> int:
+        """How many values ``shard`` holds."""
+        return (self._query(shard, "SELECT count(*) FROM items") or [(0,)])[0][0]
+
+    def _exists(self, shard: str) -> bool:
+        return shard in self._state().conns or self.path(shard).exists()
+
+    def list_count(self, shard: str, uid: int) -> int:
+        """The length of the reference list at ``uid``."""
+        return self.list_count_many(shard, [uid]).get(uid, 0)
+
+    def list_count_many(self, shard: str, uids: Iterable[int]) -> dict[int, int]:
+        """The lengths of several reference lists, one statement (absent lists count 0)."""
+        ids = list(uids)
+        rows = self._query(
+            shard,
+            "SELECT uid, count(*) FROM refs WHERE uid IN (SELECT value FROM json_each(?)) GROUP BY uid",
+            (json.dumps(ids),),
+        )
+        counts = dict.fromkeys(ids, 0)
+        counts.update(rows)
+        return counts
+
+    def list_page(self, shard: str, uid: int, offset: int = 0, limit: int = 100) -> list[int]:
+        """Entries ``offset .. offset+limit`` of the list at ``uid``, reading only those rows."""
+        return self.list_page_many(shard, [uid], offset, limit)[uid]
+
+    def list_page_many(
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
+    ) -> dict[int, list[int]]:
+        """The same page of several lists, inside one read transaction."""
+        if offset < 0 or limit < 0:
+            raise ValueError("offset and limit must be >= 0")
+        ids = list(dict.fromkeys(uids))
+        with self.read():
+            return {
+                uid: [
+                    r
+                    for (r,) in self._query(
+                        shard,
+                        "SELECT ref FROM refs WHERE uid = ? ORDER BY pos LIMIT ? OFFSET ?",
+                        (uid, limit, offset),
+                    )
+                ]
+                for uid in ids
+            }
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def _write_one(self, verb: str, shard: str, uid: int, arg: Any = None) -> int:
+        batch = WriteBatch()
+        batch._add(verb, shard, uid, arg)
+        return self._commit(batch.ops)
+
+    def insert(self, shard: str, uid: int, value: Any) -> None:
+        """Add a value; raise :class:`UIDCollision` if ``uid`` is present (never overwrite)."""
+        self._write_one("insert", shard, uid, value)
+
+    def put(self, shard: str, uid: int, value: Any) -> None:
+        """Insert or replace a value (an explicit upsert)."""
+        self._write_one("put", shard, uid, value)
+
+    def delete(self, shard: str, uid: int) -> bool:
+        """Remove ``uid``'s value and list from ``shard``; True if anything was there."""
+        return self._exists(shard) and self._write_one("delete", shard, uid) > 0
+
+    def list_extend(self, shard: str, uid: int, refs: Iterable[int]) -> None:
+        """Append ``refs`` to the list at ``uid``."""
+        self._write_one("list_extend", shard, uid, _check_refs(refs))
+
+    def list_remove(self, shard: str, uid: int, refs: Iterable[int]) -> int:
+        """Remove every occurrence of ``refs`` from the list at ``uid``; return how many."""
+        if not self._exists(shard):
+            return 0
+        return self._write_one("list_remove", shard, uid, _check_refs(refs))
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[WriteBatch]:
+        """Group writes to any number of shards into one atomic commit.
+
+        The writes are collected and applied when the block ends without an exception; if any
+        fails (a :class:`UIDCollision`, a busy timeout, an I/O error) none of them is kept.
+        """
+        st = self._state()
+        if st.reading is not None:
+            raise StoreError("cannot write inside store.read(): end the read block first")
+        batch = WriteBatch()
+        yield batch
+        if batch.ops:
+            self._commit(batch.ops)
+
+    def _commit(self, ops: list[_Op]) -> int:
+        shards = sorted({op.shard for op in ops})
+        if len(shards) > MAX_GROUP_SHARDS:
+            raise StoreError(f"a grouped write may touch at most {MAX_GROUP_SHARDS} shards")
+        for shard in shards:
+            self._conn(shard, create=True)  # creates the file and tables outside the group
+        if len(shards) == 1:
+            conn, schemas = self._conn(shards[0], create=True), {shards[0]: "main"}
+        else:
+            conn, schemas = self._group(tuple(shards))
+        assert conn is not None
+        with _busy(",".join(shards), self.busy_timeout_ms):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                changes = sum(self._apply(conn, schemas[op.shard], op) for op in ops)
+                conn.execute("COMMIT")
+            except BaseException:
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+                raise
+        return changes
+
+    def _group(self, shards: tuple[str, ...]) -> tuple[apsw.Connection, dict[str, str]]:
+        """A connection with ``shards[0]`` as main and the others attached, cached per thread."""
+        schemas = {s: ("main" if i == 0 else f"s{i}") for i, s in enumerate(shards)}
+        st = self._state()
+        conn = st.groups.get(shards)
+        if conn is not None:
+            st.groups.move_to_end(shards)
+            return conn, schemas
+        with _busy(shards[0], self.busy_timeout_ms):
+            conn = self._open(self.path(shards[0]), create=True)
+            for shard in shards[1:]:
+                conn.execute("ATTACH ? AS " + schemas[shard], (str(self.path(shard)),))
+                self._pragmas(conn, schemas[shard])
+        st.groups[shards] = conn
+        if len(st.groups) > _GROUP_CACHE:
+            _, old = st.groups.popitem(last=False)
+            self._close(old)
+        return conn, schemas
+
+    def _apply(self, conn: apsw.Connection, s: str, op: _Op) -> int:
+        if op.verb == "insert":
+            try:
+                conn.execute(f"INSERT INTO {s}.items VALUES (?, ?, ?)", (op.uid, *_encode(op.arg)))
+            except apsw.ConstraintError:
+                raise UIDCollision(op.shard, op.uid) from None
+        elif op.verb == "put":
+            conn.execute(
+                f"INSERT OR REPLACE INTO {s}.items VALUES (?, ?, ?)", (op.uid, *_encode(op.arg))
+            )
+        elif op.verb == "delete":
+            conn.execute(f"DELETE FROM {s}.items WHERE uid = ?", (op.uid,))
+            n = conn.changes()
+            conn.execute(f"DELETE FROM {s}.refs WHERE uid = ?", (op.uid,))
+            return n + conn.changes()
+        elif op.verb == "list_remove":
+            conn.execute(
+                f"DELETE FROM {s}.refs WHERE uid = ? AND ref IN (SELECT value FROM json_each(?))",
+                (op.uid, json.dumps(op.arg)),
+            )
+        else:
+            if op.verb == "list_set":
+                conn.execute(f"DELETE FROM {s}.refs WHERE uid = ?", (op.uid,))
+            (start,) = conn.execute(
+                f"SELECT coalesce(max(pos), -1) + 1 FROM {s}.refs WHERE uid = ?", (op.uid,)
+            ).fetchone()
+            conn.executemany(
+                f"INSERT INTO {s}.refs VALUES (?, ?, ?)",
+                ((op.uid, start + i, r) for i, r in enumerate(op.arg)),
+            )
+        return conn.changes()
+
+    def bulk_insert(
+        self,
+        shard: str,
+        rows: Iterable[tuple[int, Any]],
+        *,
+        on_conflict: Literal["error", "replace", "ignore"] = "error",
+    ) -> int:
+        """Insert many ``(uid, value)`` rows in one transaction; return rows written.
+
+        ``on_conflict="error"`` raises :class:`UIDCollision` and writes nothing; ``"replace"``
+        upserts; ``"ignore"`` keeps what is there (a resumed load skips rows already loaded).
+        """
+        verb = {"error": "INSERT", "replace": "INSERT OR REPLACE", "ignore": "INSERT OR IGNORE"}
+        if on_conflict not in verb:
+            raise ValueError(f"on_conflict must be error, replace or ignore, not {on_conflict!r}")
+        conn = self._conn(shard, create=True)
+        assert conn is not None
+        last: list[int] = [0]
+
+        def encoded() -> Iterator[tuple[Any, ...]]:
+            for uid, value in rows:
+                last[0] = uid
+                yield (_check_uid(uid), *_encode(value))
+
+        with _busy(shard, self.busy_timeout_ms):
+            before = conn.total_changes()
+            try:
+                with conn:
+                    conn.executemany(f"{verb[on_conflict]} INTO items VALUES (?, ?, ?)", encoded())
+            except apsw.ConstraintError:
+                raise UIDCollision(shard, last[0]) from None
+            return conn.total_changes() - before
+
+    def bulk_lists(self, shard: str, rows: Iterable[tuple[int, Sequence[int]]]) -> int:
+        """Set whole reference lists (``(uid, refs)`` rows) in one transaction; idempotent."""
+        conn = self._conn(shard, create=True)
+        assert conn is not None
+        n = 0
+        with _busy(shard, self.busy_timeout_ms), conn:
+            for uid, refs in rows:
+                n += self._apply(conn, "main", _Op("list_set", shard, uid, _check_refs(refs)))
+        return n
+
+    # -- maintenance -----------------------------------------------------------------------------
+
+    def integrity_check(self, shard: str) -> str:
+        """``"ok"``, or SQLite's description of what is wrong with ``shard``."""
+        rows = self._query(shard, "PRAGMA integrity_check")
+        return "\n".join(str(r[0]) for r in rows) if rows else "ok"
+
+    def stats(self, integrity: bool = True) -> dict[str, Any]:
+        """Rows, list entries and bytes per shard (and ``integrity_check`` unless told not to)."""
+        shards: dict[str, dict[str, Any]] = {}
+        for shard in self.shards():
+            with self.read():
+                entry = {
+                    "rows": self.count(shard),
+                    "refs": (self._query(shard, "SELECT count(*) FROM refs") or [(0,)])[0][0],
+                    "bytes": self.path(shard).stat().st_size,
+                }
+                if integrity:
+                    entry["integrity"] = self.integrity_check(shard)
+            shards[shard] = entry
+        return {
+            "root": str(self.root),
+            "journal_mode": self.journal_mode,
+            "shards": shards,
+            "total_rows": sum(s["rows"] for s in shards.values()),
+            "total_refs": sum(s["refs"] for s in shards.values()),
+            "total_bytes": sum(s["bytes"] for s in shards.values()),
+        }
+
+    def vacuum(self, shard: str | None = None) -> None:
+        """Rebuild ``shard`` (or every shard) to reclaim free pages."""
+        for name in [shard] if shard else self.shards():
+            conn = self._conn(name, create=False)
+            if conn is not None:
+                with _busy(name, self.busy_timeout_ms):
+                    conn.execute("VACUUM")
+
+    def clear(self, confirm: str) -> int:
+        """Delete every shard file. ``confirm`` must equal the root folder's name."""
+        if confirm != self.root.name:
+            raise ValueError(
+                f"refusing to clear {self.root}: pass confirm={self.root.name!r} to delete every shard"
+            )
+        self.close()
+        removed = 0
+        for shard in self.shards():
+            for suffix in ("", "-journal"):
+                p = self.root / f"{shard}.sqlite{suffix}"
+                if p.exists():
+                    p.unlink()
+                    removed += suffix == ""
+        return removed
+
+    def _close(self, conn: apsw.Connection) -> None:
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        self._state()
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = _Local()
