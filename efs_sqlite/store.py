@@ -28,6 +28,8 @@ Grouped writes
 --------------
 :meth:`ShardStore.write` groups writes to several shards into one commit through ``ATTACH`` and
 SQLite's super-journal: after a crash at any point all of the group is visible or none of it.
+SQLite uses no super-journal in WAL mode, so there a group is atomic per shard only (one more
+reason WAL is for local experiments).
 
 >>> import tempfile
 >>> store = ShardStore(tempfile.mkdtemp())
@@ -170,18 +172,20 @@ def _encode(value: Any) -> tuple[Any, int]:
         return value, _PLAIN
     if isinstance(value, bool):
         return int(value), _BOOL
-    if isinstance(value, Ref):
-        return int(value), _REF
     if isinstance(value, int):
         if not -(2**63) <= value < 2**63:
             raise ValueError(f"integer {value} does not fit SQLite's signed 64 bits")
-        return value, _PLAIN
+        return int(value), _REF if isinstance(value, Ref) else _PLAIN
     if isinstance(value, float):
         return (None, _NAN) if math.isnan(value) else (value, _PLAIN)
     if isinstance(value, Decimal):
         return str(value), _DECIMAL
     if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            aware = value.astimezone(UTC) if value.utcoffset() is not None else value.replace(tzinfo=UTC)
+        except OverflowError:
+            # Stored, it could never be read back as a UTC datetime.
+            raise ValueError(f"{value!r} falls outside the years 1-9999 in UTC") from None
         return (aware - _EPOCH) // _MICRO, _DATETIME
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value), _PLAIN
@@ -298,16 +302,16 @@ class ShardStore:
             raise ValueError(f"synchronous must be off, normal, full or extra, not {synchronous!r}")
         if busy_timeout_ms < 0:
             raise ValueError("busy_timeout_ms must be >= 0")
-        if create:
-            self.root.mkdir(parents=True, exist_ok=True)
-        elif not self.root.is_dir():
-            raise FileNotFoundError(f"store root {self.root} does not exist")
         if journal_mode == "wal" and is_network_filesystem(self.root):
             raise StoreError(
                 f"WAL refused: {self.root} is on a network file system. WAL needs shared memory "
                 "between processes, which NFS/EFS cannot provide (sqlite.org/wal.html); "
                 "use journal_mode='delete' or 'truncate'."
             )
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        elif not self.root.is_dir():
+            raise FileNotFoundError(f"store root {self.root} does not exist")
         self.journal_mode = journal_mode
         self.synchronous = synchronous.lower()
         self.busy_timeout_ms = busy_timeout_ms
@@ -364,7 +368,8 @@ class ShardStore:
     def _conn(self, shard: str, *, create: bool) -> apsw.Connection | None:
         """This thread's connection to ``shard``; ``None`` if it does not exist and not ``create``."""
         st = self._state()
-        conn = st.conns.get(shard)
+        # Only names that passed path() are cached; anything else (even unhashable) goes there to fail.
+        conn = st.conns.get(shard) if isinstance(shard, str) else None
         if conn is None:
             path = self.path(shard)
             if not create and not path.exists():
@@ -435,11 +440,9 @@ class ShardStore:
 
     def scan(self, shard: str, after: int | None = None, limit: int = 1000) -> list[tuple[int, Any]]:
         """Up to ``limit`` ``(uid, value)`` pairs in id order, starting after ``after``."""
-        rows = self._query(
-            shard,
-            "SELECT uid, value, kind FROM items WHERE uid > ? ORDER BY uid LIMIT ?",
-            (-(2**63) if after is None else after, limit),
-        )
+        # No `uid > min` default: -2**63 is a valid id.
+        where, params = ("", (limit,)) if after is None else ("WHERE uid > ? ", (after, limit))
+        rows = self._query(shard, f"SELECT uid, value, kind FROM items {where}ORDER BY uid LIMIT ?", params)
         return [(uid, _decode(value, kind)) for uid, value, kind in rows]
 
     def count(self, shard: str) -> int:
@@ -447,7 +450,7 @@ class ShardStore:
         return (self._query(shard, "SELECT count(*) FROM items") or [(0,)])[0][0]
 
     def _exists(self, shard: str) -> bool:
-        return shard in self._state().conns or self.path(shard).exists()
+        return (isinstance(shard, str) and shard in self._state().conns) or self.path(shard).exists()
 
     def list_count(self, shard: str, uid: int) -> int:
         """The length of the reference list at ``uid``."""
@@ -524,16 +527,20 @@ class ShardStore:
 
         The writes are collected and applied when the block ends without an exception; if any
         fails (a :class:`UIDCollision`, a busy timeout, an I/O error) none of them is kept.
+        A crash mid-commit keeps all or none, except under WAL (atomic per shard only).
         """
-        st = self._state()
-        if st.reading is not None:
-            raise StoreError("cannot write inside store.read(): end the read block first")
+        self._check_not_reading()
         batch = WriteBatch()
         yield batch
         if batch.ops:
             self._commit(batch.ops)
 
+    def _check_not_reading(self) -> None:
+        if self._state().reading is not None:
+            raise StoreError("cannot write inside store.read(): end the read block first")
+
     def _commit(self, ops: list[_Op]) -> int:
+        self._check_not_reading()
         shards = sorted({op.shard for op in ops})
         if len(shards) > MAX_GROUP_SHARDS:
             raise StoreError(f"a grouped write may touch at most {MAX_GROUP_SHARDS} shards")
@@ -680,7 +687,7 @@ class ShardStore:
 
     def vacuum(self, shard: str | None = None) -> None:
         """Rebuild ``shard`` (or every shard) to reclaim free pages."""
-        for name in [shard] if shard else self.shards():
+        for name in [validate_shard(shard)] if shard is not None else self.shards():
             conn = self._conn(name, create=False)
             if conn is not None:
                 with _busy(name, self.busy_timeout_ms):
@@ -713,6 +720,13 @@ class ShardStore:
         self._state()
         with self._all_lock:
             conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
         self._local = _Local()
+        errors = []
+        for conn in conns:
+            # Close them all even if one fails (e.g. after a simulated crash), then report.
+            try:
+                conn.close()
+            except apsw.Error as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
