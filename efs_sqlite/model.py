@@ -121,9 +121,11 @@ class Field:
 
 
 def _int(f: Field, v: Any) -> int:
-    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+    if isinstance(v, bool):
         raise TypeError
     n = int(v)
+    if isinstance(v, float | Decimal) and n != v:
+        raise TypeError  # int() would silently drop the fraction
     if not _INT64[0] <= n <= _INT64[1]:
         raise ValidationError(f"{f.name}: {n} does not fit a signed 64-bit integer")
     return n
@@ -138,6 +140,8 @@ def _ref(f: Field, v: Any) -> int:
 
 
 def _decimal(f: Field, v: Any) -> Decimal:
+    if isinstance(v, bool):
+        raise TypeError  # Decimal(True) would be 1
     if isinstance(v, float):
         v = repr(v)  # the shortest repr is what the user typed; Decimal(float) is not
     d = Decimal(v) if not isinstance(v, Decimal) else v

@@ -1,0 +1,119 @@
+"""The project's packaging holds together: environment.yml vs pyproject.toml, the console script, CI."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import efs_sqlite
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def read_environment(text: str) -> tuple[str | None, list[str]]:
+    """The python version and the ``pip:`` entries of a conda environment file.
+
+    A line reader is enough for this two-level list, so the test needs no YAML library.
+
+    >>> read_environment("dependencies:\\n  - python=3.13  # pinned\\n  - pip:\\n      - -e .[dev]\\n")
+    ('3.13', ['-e .[dev]'])
+    """
+    python, pip, pip_indent = None, [], None
+    for raw in text.splitlines():
+        line = re.sub(r"(^|\s)#.*", "", raw).rstrip()
+        if not line:
+            continue
+        indent, item = len(line) - len(line.lstrip()), line.strip()
+        if pip_indent is not None and indent > pip_indent:
+            pip.append(item.removeprefix("- ").strip())
+            continue
+        pip_indent = indent if item == "- pip:" else None
+        if match := re.fullmatch(r"- python\s*=+\s*([\d.]+?)\.?\*?", item):
+            python = match.group(1)
+    return python, pip
+
+
+def satisfies(version: str, specifier: str) -> bool:
+    """Whether a release like ``3.13`` meets a ``requires-python`` such as ``>=3.11,<4``.
+
+    >>> satisfies("3.13", ">=3.11"), satisfies("3.10", ">=3.11"), satisfies("3.13", ">=3.11, <3.13")
+    (True, False, False)
+    """
+    ops = {
+        ">=": lambda a, b: a >= b,
+        ">": lambda a, b: a > b,
+        "<=": lambda a, b: a <= b,
+        "<": lambda a, b: a < b,
+        "==": lambda a, b: a[: len(b)] == b,
+        "!=": lambda a, b: a[: len(b)] != b,
+    }
+    have = tuple(int(x) for x in version.split("."))
+    for clause in specifier.split(","):
+        match = re.fullmatch(r"\s*(>=|<=|==|!=|>|<)\s*([\d.]+)(\.\*)?\s*", clause)
+        assert match, f"cannot read requires-python clause {clause!r}"
+        want = tuple(int(x) for x in match.group(2).split("."))
+        if not ops[match.group(1)](have, want):
+            return False
+    return True
+
+
+def test_environment_yml_agrees_with_pyproject() -> None:
+    python, pip = read_environment((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    assert python is not None, "environment.yml pins no python version"
+    requires = PYPROJECT["project"]["requires-python"]
+    assert satisfies(python, requires), f"environment.yml python {python} does not meet {requires}"
+    assert "-e .[dev]" in pip, f"environment.yml's pip section must install -e .[dev], has {pip}"
+    assert "dev" in PYPROJECT["project"]["optional-dependencies"]
+
+
+def test_the_dev_extra_holds_the_test_tools() -> None:
+    dev = PYPROJECT["project"]["optional-dependencies"]["dev"]
+    names = {re.split(r"[\[<>=!~ ]", req, maxsplit=1)[0].lower() for req in dev}
+    assert {"pytest", "hypothesis", "ruff"} <= names
+
+
+def test_package_version_matches_pyproject() -> None:
+    assert efs_sqlite.__version__ == PYPROJECT["project"]["version"]
+
+
+def test_console_script_help_runs() -> None:
+    script = Path(sys.executable).parent / "efs-sqlite"
+    assert script.exists(), f"{script} is not installed: pip install -e .[dev]"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: efs-sqlite")
+    version = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert version.stdout.strip() == f"efs-sqlite {efs_sqlite.__version__}"
+
+
+def test_every_name_in_all_resolves() -> None:
+    modules = [efs_sqlite] + [
+        importlib.import_module(f"efs_sqlite.{info.name}")
+        for info in pkgutil.iter_modules(efs_sqlite.__path__)
+    ]
+    for module in modules:
+        exported = getattr(module, "__all__", [])
+        assert len(set(exported)) == len(exported), f"{module.__name__}.__all__ has duplicates"
+        missing = [name for name in exported if not hasattr(module, name)]
+        assert not missing, f"{module.__name__}.__all__ names missing attributes: {missing}"
+
+
+def test_ci_runs_make_test() -> None:
+    run = ROOT / ".ci" / "run"
+    assert os.access(run, os.X_OK), ".ci/run must be executable"
+    commands = [line.strip() for line in run.read_text(encoding="utf-8").splitlines()]
+    assert "make test" in [c for c in commands if c and not c.startswith("#")]
+    assert subprocess.run(["bash", "-n", str(run)], check=False).returncode == 0
+    # and `make test` runs the test suite (dry run: nothing is executed)
+    plan = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert plan.returncode == 0, plan.stderr
+    assert "pytest" in plan.stdout
