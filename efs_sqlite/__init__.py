@@ -49,7 +49,83 @@ from efs_sqlite.uid import (
     to_mediagone,
 )
 
+# Heavier parts (graphene, Faker, boto3) load on first use, so that `import efs_sqlite` stays cheap
+# for the loader Lambda and the CLI; `from efs_sqlite import GraphQLAPI` works as usual.
+_LAZY: dict[str, str] = {
+    "GraphQLAPI": "efs_sqlite.graphql",
+    "Limits": "efs_sqlite.graphql",
+    "OperationNotAllowed": "efs_sqlite.graphql",
+    "build_schema": "efs_sqlite.graphql",
+    "schema_sdl": "efs_sqlite.graphql",
+    "create_app": "efs_sqlite.app",
+    "Graph": "efs_sqlite.nodes",
+    "NodeNotFound": "efs_sqlite.nodes",
+    "parse_id": "efs_sqlite.nodes",
+    "SCALES": "efs_sqlite.data",
+    "DataSetError": "efs_sqlite.data",
+    "Scale": "efs_sqlite.data",
+    "generate_dataset": "efs_sqlite.data",
+    "generate_records": "efs_sqlite.data",
+    "read_manifest": "efs_sqlite.data",
+    "read_records": "efs_sqlite.data",
+    "LoadError": "efs_sqlite.loader",
+    "LoadSummary": "efs_sqlite.loader",
+    "RecordError": "efs_sqlite.loader",
+    "load": "efs_sqlite.loader",
+    "load_path": "efs_sqlite.loader",
+    "validate_record": "efs_sqlite.loader",
+    "BENCHMARK_QUERY": "efs_sqlite.experiments",
+    "COST_KEYS": "efs_sqlite.experiments",
+    "DESIGNS": "efs_sqlite.experiments",
+    "ID_SCHEMES": "efs_sqlite.experiments",
+    "KEY_FORMS": "efs_sqlite.experiments",
+    "LOCKING": "efs_sqlite.experiments",
+    "MIX_DOCUMENTS": "efs_sqlite.experiments",
+    "MIX_DYNAMODB_ROUNDS": "efs_sqlite.experiments",
+    "MIX_WEIGHTS": "efs_sqlite.experiments",
+    "OP_KINDS": "efs_sqlite.experiments",
+    "WORKLOAD_JOURNAL_MODES": "efs_sqlite.experiments",
+    "Workload": "efs_sqlite.experiments",
+    "benchmark_graph": "efs_sqlite.experiments",
+    "check_load": "efs_sqlite.experiments",
+    "graphql_request_ops": "efs_sqlite.experiments",
+    "id_collisions": "efs_sqlite.experiments",
+    "id_forms": "efs_sqlite.experiments",
+    "load_throughput": "efs_sqlite.experiments",
+    "markdown_table": "efs_sqlite.experiments",
+    "mix_summary": "efs_sqlite.experiments",
+    "query_mix": "efs_sqlite.experiments",
+    "request_profile": "efs_sqlite.experiments",
+    "results_dir": "efs_sqlite.experiments",
+    "rowid_benchmark": "efs_sqlite.experiments",
+    "run_workloads": "efs_sqlite.experiments",
+    "workloads": "efs_sqlite.experiments",
+    "write_csv": "efs_sqlite.experiments",
+    "write_json": "efs_sqlite.experiments",
+    "aws": "efs_sqlite.aws",
+    "experiments": "efs_sqlite.experiments",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = importlib.import_module(module)
+    if module.rsplit(".", 1)[1] != name:
+        value = getattr(value, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 __all__ = [
+    *_LAZY,
     "BURSTING",
     "DYNAMODB",
     "EFS_IOPS",

@@ -6,8 +6,10 @@ Each subcommand imports what it needs when it runs, so ``efs-sqlite --help`` sta
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from efs_sqlite import __version__
 
@@ -17,10 +19,174 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
     from efs_sqlite.store import ShardStore
 
-    with ShardStore(args.root) as store:
+    with ShardStore(args.root, create=False) as store:
         report = store.stats(integrity=not args.quick)
     print(json.dumps(report, indent=2))
     return 0 if all(s.get("integrity", "ok") == "ok" for s in report["shards"].values()) else 1
+
+
+# -- GraphQL: serve, schema (efs_sqlite.app, efs_sqlite.graphql) ------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from efs_sqlite.app import create_app
+    from efs_sqlite.store import ShardStore
+
+    with ShardStore(args.root, create=False) as store:
+        uvicorn.run(create_app(store), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from efs_sqlite.graphql import schema_sdl
+
+    print(schema_sdl(), end="")
+    return 0
+
+
+# -- data sets: generate, load (efs_sqlite.data, efs_sqlite.loader) ---------------------------
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from efs_sqlite.data import generate_dataset
+
+    try:
+        manifest = generate_dataset(
+            args.out, args.scale, args.seed, overwrite=args.force, progress=not args.no_progress
+        )
+    except FileExistsError as exc:
+        print(f"efs-sqlite: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{args.out}: {manifest['records']:,} records ({manifest['rows']:,} rows) in "
+        f"{len(manifest['parts'])} part(s); nodes {manifest['types']}"
+    )
+    return 0
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    import json
+
+    from efs_sqlite.loader import LoadError, load_path
+    from efs_sqlite.store import ShardStore
+
+    with ShardStore(args.root) as store:
+        try:
+            batch = {"batch": args.batch} if args.batch else {}
+            summary = load_path(
+                store, args.path, threads=args.threads, progress=not args.no_progress, **batch
+            )
+        except LoadError as exc:
+            print(f"efs-sqlite: load stopped: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(summary.as_dict(), indent=2))
+    return 0
+
+
+# -- AWS: build, deploy, teardown, query (efs_sqlite.aws) ------------------------------------
+
+
+def _aws_command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """AWS and build failures become a one-line error and exit status 1."""
+
+    @functools.wraps(run)
+    def command(args: argparse.Namespace) -> int:
+        import logging
+
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from efs_sqlite.aws import AwsError
+
+        # Deploys take minutes: show each step on stderr while the command runs.
+        progress, handler = logging.getLogger("efs_sqlite"), logging.StreamHandler(sys.stderr)
+        level = progress.level
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+        try:
+            return run(args)
+        except (AwsError, BotoCoreError, ClientError, LookupError) as exc:
+            print(f"efs-sqlite: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            progress.removeHandler(handler)
+            progress.setLevel(level)
+
+    return command
+
+
+def _stack_config(args: argparse.Namespace) -> Any:
+    from efs_sqlite.aws import StackConfig
+
+    options = {
+        "region": args.region,
+        "throughput_mode": getattr(args, "throughput_mode", None),
+        "provisioned_mibps": getattr(args, "provisioned_mibps", None),
+        "arch": getattr(args, "arch", None),
+        "memory_mb": getattr(args, "memory", None),
+        "timeout_s": getattr(args, "timeout", None),
+        "reserved_concurrency": getattr(args, "reserved_concurrency", None),
+        "subnet_ids": tuple(getattr(args, "subnet_ids", None) or ()) or None,
+        "public": getattr(args, "public", False) or None,
+    }
+    return StackConfig(args.stack, **{k: v for k, v in options.items() if v is not None})
+
+
+@_aws_command
+def _cmd_build(args: argparse.Namespace) -> int:
+    from efs_sqlite import aws
+
+    build = aws.build_zip(
+        args.out, arch=args.arch, python_version=args.python_version, project_root=args.project_root
+    )
+    print(f"{build.path}  {build.size / 2**20:.1f} MB ({build.unzipped_size / 2**20:.1f} MB unzipped)")
+    print(f"sha256 {build.sha256}  {len(build.files)} files  handlers: {sorted(build.handlers)}")
+    if args.verify:
+        verification = aws.verify_zip(build)
+        if verification.skipped:
+            print(f"import check skipped: {verification.skipped}")
+        else:
+            print(f"handlers import from the unpacked zip under {verification.python}")
+    return 0
+
+
+@_aws_command
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from efs_sqlite import aws
+
+    config = _stack_config(args)
+    if args.dry_run:
+        aws.deploy(config, dry_run=True)
+        return 0
+    stack = aws.deploy(config)
+    print(json.dumps({**dataclasses.asdict(stack), "graphql_url": stack.graphql_url}, indent=2))
+    return 0
+
+
+@_aws_command
+def _cmd_teardown(args: argparse.Namespace) -> int:
+    from efs_sqlite import aws
+
+    calls = aws.teardown(_stack_config(args))
+    print(f"stack {args.stack}: {len(calls)} calls, nothing tagged with it is left")
+    return 0
+
+
+@_aws_command
+def _cmd_query(args: argparse.Namespace) -> int:
+    import json
+
+    from efs_sqlite import aws
+
+    stack = aws.find_stack(_stack_config(args))
+    variables = json.loads(args.variables) if args.variables else None
+    answer = aws.signed_query(stack.graphql_url, args.query, variables, region=stack.region)
+    print(json.dumps(answer, indent=2))
+    return 1 if answer.get("errors") else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +201,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True, help="the store's root folder")
     p.add_argument("--quick", action="store_true", help="skip PRAGMA integrity_check")
     p.set_defaults(func=_cmd_stats)
+
+    p = sub.add_parser("serve", help="serve the GraphQL API over HTTP (uvicorn)")
+    p.add_argument("--root", required=True, help="the store's root folder (must exist)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("generate", help="write the seeded insurance data set (gzip'd JSON Lines + manifest)")
+    p.add_argument("--scale", choices=["small", "default", "large"], default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="folder for the data set (must be empty)")
+    p.add_argument("--force", action="store_true", help="replace a data set already in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("load", help="load a data set folder or a .jsonl(.gz) file into a store")
+    p.add_argument("--root", required=True, help="the store's root folder")
+    p.add_argument("path", help="a data set folder (with manifest.json) or a .jsonl / .jsonl.gz file")
+    p.add_argument("--threads", type=int, help="worker threads (default: one per shard)")
+    p.add_argument("--batch", type=int, help="rows per commit (default: the loader's, 10000)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_load)
+
+    p = sub.add_parser("build", help="build the Lambda zip (package, lambdas/, dependencies)")
+    p.add_argument("--out", required=True, help="folder for the zip")
+    p.add_argument("--arch", choices=["x86_64", "arm64"], default="x86_64")
+    p.add_argument("--python-version", default="3.13", help="target CPython (Lambda runs 3.13)")
+    p.add_argument("--verify", action="store_true", help="import the handlers from the unpacked zip")
+    p.add_argument("--project-root", help="the source tree to build (default: this package's checkout)")
+    p.set_defaults(func=_cmd_build)
+
+    def stack_parser(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--stack", required=True, help="stack name (all its resources carry it as a tag)")
+        p.add_argument("--region", help="AWS region (default: the session's)")
+        return p
+
+    p = stack_parser("deploy", "create or update a stack on AWS (idempotent)")
+    p.add_argument("--throughput-mode", choices=["bursting", "elastic", "provisioned"])
+    p.add_argument("--provisioned-mibps", type=float, help="with --throughput-mode provisioned")
+    p.add_argument("--arch", choices=["x86_64", "arm64"])
+    p.add_argument("--memory", type=int, help="GraphQL function memory, MB")
+    p.add_argument("--timeout", type=int, help="GraphQL function timeout, seconds")
+    p.add_argument("--reserved-concurrency", type=int)
+    p.add_argument("--subnet-ids", nargs="+", help="use these subnets instead of a new VPC")
+    p.add_argument("--public", action="store_true", help="unauthenticated Function URL (warns)")
+    p.add_argument("--dry-run", action="store_true", help="print the calls, call nothing")
+    p.set_defaults(func=_cmd_deploy)
+
+    p = stack_parser("teardown", "delete everything tagged with the stack's name")
+    p.set_defaults(func=_cmd_teardown)
+
+    p = stack_parser("query", "send a SigV4-signed GraphQL query to a deployed stack")
+    p.add_argument("query", help="the GraphQL document")
+    p.add_argument("--variables", help="variables as a JSON object")
+    p.set_defaults(func=_cmd_query)
 
     return parser
 

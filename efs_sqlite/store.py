@@ -13,7 +13,9 @@ secondary index exists to keep up. ``kind`` tags the few types SQLite has no sto
 with. Reference lists are *not* a value: the earlier system stored a 25,000-entry list as one
 Python-repr string that had to be read whole. Here a list is one ``refs`` row per entry, clustered
 by ``(uid, pos)``, so a page is a range scan of exactly the rows asked for and an append writes only
-the new rows.
+the new rows. Positions are kept dense (``0 .. n-1``; a removal renumbers the entries after it),
+so the page at any offset is a B-tree seek to ``(uid, offset)`` — page 1,000 of a 25,000-entry list
+costs what page 1 does — and a list's length is its last position plus one, one seek as well.
 
 Journal and locking
 -------------------
@@ -470,11 +472,13 @@ class ShardStore:
         ids = list(uids)
         rows = self._query(
             shard,
-            "SELECT uid, count(*) FROM refs WHERE uid IN (SELECT value FROM json_each(?)) GROUP BY uid",
+            # Dense positions: the length is the last position + 1, one seek per list, not a count.
+            "SELECT j.value, (SELECT r.pos + 1 FROM refs r WHERE r.uid = j.value ORDER BY r.pos DESC LIMIT 1)"
+            " FROM json_each(?) j",
             (json.dumps(ids),),
         )
         counts = dict.fromkeys(ids, 0)
-        counts.update(rows)
+        counts.update((uid, n) for uid, n in rows if n)
         return counts
 
     def list_page(self, shard: str, uid: int, offset: int = 0, limit: int = 100) -> list[int]:
@@ -484,22 +488,19 @@ class ShardStore:
     def list_page_many(
         self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
     ) -> dict[int, list[int]]:
-        """The same page of several lists, inside one read transaction."""
+        """The same page of several lists: one statement, one seek per list."""
         if offset < 0 or limit < 0:
             raise ValueError("offset and limit must be >= 0")
-        ids = list(dict.fromkeys(uids))
-        with self.read():
-            return {
-                uid: [
-                    r
-                    for (r,) in self._query(
-                        shard,
-                        "SELECT ref FROM refs WHERE uid = ? ORDER BY pos LIMIT ? OFFSET ?",
-                        (uid, limit, offset),
-                    )
-                ]
-                for uid in ids
-            }
+        pages: dict[int, list[int]] = {uid: [] for uid in uids}
+        rows = self._query(
+            shard,
+            "SELECT uid, ref FROM refs WHERE uid IN (SELECT value FROM json_each(?)) AND pos >= ? AND pos < ?"
+            " ORDER BY uid, pos",
+            (json.dumps(list(pages)), offset, offset + limit),
+        )
+        for uid, ref in rows:
+            pages[uid].append(ref)
+        return pages
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -553,8 +554,6 @@ class ShardStore:
         shards = sorted({op.shard for op in ops})
         if len(shards) > MAX_GROUP_SHARDS:
             raise StoreError(f"a grouped write may touch at most {MAX_GROUP_SHARDS} shards")
-        for shard in shards:
-            self._conn(shard, create=True)  # creates the file and tables outside the group
         if len(shards) == 1:
             conn, schemas = self._conn(shards[0], create=True), {shards[0]: "main"}
         else:
@@ -584,6 +583,9 @@ class ShardStore:
             for shard in shards[1:]:
                 conn.execute("ATTACH ? AS " + schemas[shard], (str(self.path(shard)),))
                 self._pragmas(conn, schemas[shard])
+            # Tables through this connection too, so a cold grouped write opens each file once.
+            for schema in schemas.values():
+                conn.execute(_SCHEMA.format(s=schema))
         st.groups[shards] = conn
         if len(st.groups) > _GROUP_CACHE:
             _, old = st.groups.popitem(last=False)
@@ -597,30 +599,47 @@ class ShardStore:
             except apsw.ConstraintError:
                 raise UIDCollision(op.shard, op.uid) from None
         elif op.verb == "put":
-            conn.execute(
-                f"INSERT OR REPLACE INTO {s}.items VALUES (?, ?, ?)", (op.uid, *_encode(op.arg))
-            )
+            conn.execute(f"INSERT OR REPLACE INTO {s}.items VALUES (?, ?, ?)", (op.uid, *_encode(op.arg)))
         elif op.verb == "delete":
             conn.execute(f"DELETE FROM {s}.items WHERE uid = ?", (op.uid,))
             n = conn.changes()
             conn.execute(f"DELETE FROM {s}.refs WHERE uid = ?", (op.uid,))
             return n + conn.changes()
         elif op.verb == "list_remove":
-            conn.execute(
-                f"DELETE FROM {s}.refs WHERE uid = ? AND ref IN (SELECT value FROM json_each(?))",
-                (op.uid, json.dumps(op.arg)),
-            )
+            return self._list_remove(conn, s, op.uid, op.arg)
         else:
             if op.verb == "list_set":
                 conn.execute(f"DELETE FROM {s}.refs WHERE uid = ?", (op.uid,))
             (start,) = conn.execute(
-                f"SELECT coalesce(max(pos), -1) + 1 FROM {s}.refs WHERE uid = ?", (op.uid,)
+                f"SELECT coalesce((SELECT pos + 1 FROM {s}.refs WHERE uid = ? ORDER BY pos DESC LIMIT 1), 0)",
+                (op.uid,),
             ).fetchone()
-            conn.executemany(
-                f"INSERT INTO {s}.refs VALUES (?, ?, ?)",
-                ((op.uid, start + i, r) for i, r in enumerate(op.arg)),
-            )
+            self._list_insert(conn, s, op.uid, start, op.arg)
         return conn.changes()
+
+    @staticmethod
+    def _list_insert(conn: apsw.Connection, s: str, uid: int, start: int, refs: Sequence[int]) -> None:
+        conn.executemany(
+            f"INSERT INTO {s}.refs VALUES (?, ?, ?)", ((uid, start + i, r) for i, r in enumerate(refs))
+        )
+
+    def _list_remove(self, conn: apsw.Connection, s: str, uid: int, refs: Sequence[int]) -> int:
+        """Delete entries, then renumber the tail so positions stay dense (removal is the rare op)."""
+        match = f"FROM {s}.refs WHERE uid = ? AND ref IN (SELECT value FROM json_each(?))"
+        (first,) = conn.execute(f"SELECT min(pos) {match}", (uid, json.dumps(refs))).fetchone()
+        if first is None:
+            return 0
+        conn.execute(f"DELETE {match}", (uid, json.dumps(refs)))
+        removed = conn.changes()
+        tail = [
+            r
+            for (r,) in conn.execute(
+                f"SELECT ref FROM {s}.refs WHERE uid = ? AND pos > ? ORDER BY pos", (uid, first)
+            )
+        ]
+        conn.execute(f"DELETE FROM {s}.refs WHERE uid = ? AND pos > ?", (uid, first))
+        self._list_insert(conn, s, uid, first, tail)
+        return removed
 
     def bulk_insert(
         self,

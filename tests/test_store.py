@@ -555,8 +555,35 @@ def test_the_page_statement_searches_the_primary_key(store: ShardStore) -> None:
     assert selects, statements
     for sql, bindings in selects:
         plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, bindings)]
-        assert any(step.startswith("SEARCH refs USING PRIMARY KEY (uid=?)") for step in plan), plan
-        assert not any(step.startswith("SCAN") or "TEMP B-TREE" in step for step in plan), plan
+        # A seek to (uid, offset): dense positions make a deep page as cheap as the first.
+        assert any(step.startswith("SEARCH refs USING PRIMARY KEY (uid=? AND pos>?") for step in plan), plan
+        assert not any(step.startswith("SCAN refs") or "TEMP B-TREE" in step for step in plan), plan
+
+
+def test_a_deep_page_reads_no_more_than_the_first(tmp_path: Path) -> None:
+    with EFSModel("store-test-deep-page") as efs, ShardStore(tmp_path, vfs=efs.name) as s:
+        s.list_extend("claim_parties", 1, range(25_000))
+        reads = []
+        for offset in (0, 12_340, 24_990):
+            s.close()  # cold: every page read reaches the file
+            with efs.accounting() as ops:
+                assert s.list_page("claim_parties", 1, offset=offset, limit=10) == list(
+                    range(offset, min(offset + 10, 25_000))
+                )
+            reads.append(ops.by_file["claim_parties.sqlite"]["read"])
+        assert max(reads) <= reads[0] + 1, reads
+
+
+def test_removal_keeps_positions_dense(store: ShardStore) -> None:
+    store.list_extend("claim_parties", 1, [10, 11, 12, 11, 13, 14])
+    assert store.list_remove("claim_parties", 1, [11, 99]) == 2
+    assert store.list_page("claim_parties", 1, 0, 10) == [10, 12, 13, 14]
+    assert store.list_count("claim_parties", 1) == 4
+    assert store.list_page("claim_parties", 1, offset=2, limit=1) == [13]
+    store.list_extend("claim_parties", 1, [15])
+    assert store.list_page("claim_parties", 1, 0, 10) == [10, 12, 13, 14, 15]
+    (conn,) = connections_to(store.path("claim_parties"))
+    assert [p for (p,) in conn.execute("SELECT pos FROM refs WHERE uid = 1 ORDER BY pos")] == [0, 1, 2, 3, 4]
 
 
 # -- connections -------------------------------------------------------------------------------

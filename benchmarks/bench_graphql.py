@@ -1,0 +1,349 @@
+"""GraphQL request latency through the Lambda handler, against a seed-style path in the same run.
+
+The request is "a claim with 5 fields, and its 10 parties with 3 fields each", sent as a warm
+Lambda Function URL invocation to ``lambdas/graphql/handler.py`` in process, on a store on local
+disk. The baseline rebuilds, here and only here, the earlier system's read path on the same shard
+files and the same Starlette + Mangum stack: two new SQLite connections per field read with
+``CREATE TABLE IF NOT EXISTS`` and a commit, the document parsed and validated on every request,
+no batching, and reference lists read whole.
+
+The paths take turns in rounds so that they share whatever else the machine is doing; besides
+wall-clock percentiles the table gives each request's process CPU time, which other processes
+disturb less.
+
+Run on its own with ``python benchmarks/bench_graphql.py [--requests 2000] [--claims 500]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import graphene
+from mangum import Mangum
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from efs_sqlite.graphql import GraphQLAPI
+from efs_sqlite.store import Ref, ShardStore
+from efs_sqlite.uid import encode, generate
+
+HANDLER = Path(__file__).resolve().parent.parent / "lambdas" / "graphql" / "handler.py"
+TARGET_P50_MS = 1.0
+TARGET_SPEEDUP = 20.0
+
+QUERY = """query($id: ID!) { claim(id: $id) {
+  id claimIdentifier claimTypeCode timestamp transactions { totalCount }
+  parties(first: 10) { edges { node { id partyIdentifier timestamp } } } } }"""
+# The same question in the earlier schema, where lists were plain lists.
+SEED_QUERY = """query($id: ID!) { claim(id: $id) {
+  id claimIdentifier claimTypeCode timestamp transactions { id }
+  parties { id partyIdentifier timestamp } } }"""
+
+
+def build_store(root: Path, claims: int) -> list[int]:
+    """``claims`` claims, each with 10 parties of its own and 5 transactions; return the claim ids."""
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    shards: dict[str, list[tuple[int, Any]]] = {}
+    lists: dict[str, list[tuple[int, list[int]]]] = {}
+
+    def put(shard: str, uid: int, value: Any) -> None:
+        shards.setdefault(shard, []).append((uid, value))
+
+    claim_ids = []
+    for c in range(claims):
+        claim = generate()
+        claim_ids.append(claim)
+        put("_type", claim, "Claim")
+        put("claim_identifier", claim, 24_000_000 + c)
+        put("claim_type_code", claim, ("MOTOR", "HOME", "TRAVEL")[c % 3])
+        put("claim_timestamp", claim, t0 + timedelta(minutes=c))
+        parties, transactions = [], []
+        for p in range(10):
+            party = generate()
+            parties.append(party)
+            put("_type", party, "Party")
+            put("party_identifier", party, 10_000_000 + c * 10 + p)
+            put("party_timestamp", party, t0 + timedelta(days=p))
+            lists.setdefault("party_claims", []).append((party, [claim]))
+        for t in range(5):
+            tx = generate()
+            transactions.append(tx)
+            put("_type", tx, "Transaction")
+            put("transaction_identifier", tx, f"FT-{c}-{t}")
+            put("transaction_timestamp", tx, t0 + timedelta(hours=t))
+            put("transaction_claim", tx, Ref(claim))
+            put("transaction_amount", tx, Decimal(f"{t}9.95"))
+        lists.setdefault("claim_parties", []).append((claim, parties))
+        lists.setdefault("claim_transactions", []).append((claim, transactions))
+    with ShardStore(root, synchronous="off") as store:
+        for shard, rows in shards.items():
+            store.bulk_insert(shard, rows)
+        for shard, rows in lists.items():
+            store.bulk_lists(shard, rows)
+    return claim_ids
+
+
+def function_url_event(body: dict[str, Any]) -> dict[str, Any]:
+    """A Lambda Function URL invocation (payload format 2.0)."""
+    domain = "k3x7onmpmakxqs6xdlkpdl3bzq0ozvxr.lambda-url.us-east-1.on.aws"
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/graphql",
+        "rawQueryString": "",
+        "headers": {
+            "content-type": "application/json",
+            "host": domain,
+            "x-forwarded-for": "203.0.113.7",
+            "x-forwarded-proto": "https",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": domain.split(".")[0],
+            "domainName": domain,
+            "domainPrefix": domain.split(".")[0],
+            "http": {
+                "method": "POST",
+                "path": "/graphql",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "bench",
+            },
+            "requestId": "bench",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "28/Nov/2026:06:00:00 +0000",
+            "timeEpoch": 1795759200000,
+        },
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+class _Context:
+    function_name = "bench"
+    aws_request_id = "bench"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+def load_handler(root: Path) -> Any:
+    os.environ["MOUNT_PATH"] = str(root)
+    spec = importlib.util.spec_from_file_location("bench_graphql_handler", HANDLER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- the seed-style baseline (never part of the product) -----------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def seed_style_handler(root: Path) -> Mangum:
+    """The earlier system's request path over our shard files: per field read, one connection
+    runs ``CREATE TABLE IF NOT EXISTS`` and commits, a second one reads; no pragmas, no reuse."""
+
+    def connect(shard: str) -> sqlite3.Connection:
+        return sqlite3.connect(root / f"{shard}.sqlite")
+
+    def read(shard: str, uid: int) -> Any:
+        db = connect(shard)
+        db.execute("CREATE TABLE IF NOT EXISTS items(uid INTEGER PRIMARY KEY, value)")
+        db.commit()
+        db.close()
+        db = connect(shard)
+        row = db.execute("SELECT value, kind FROM items WHERE uid = ?", (uid,)).fetchone()
+        db.close()
+        if row is None:
+            return None
+        value, kind = row
+        return _EPOCH + timedelta(microseconds=value) if kind == 3 else value
+
+    def read_list(shard: str, uid: int) -> list[int]:
+        db = connect(shard)
+        db.execute("CREATE TABLE IF NOT EXISTS items(uid INTEGER PRIMARY KEY, value)")
+        db.commit()
+        db.close()
+        db = connect(shard)
+        refs = [r for (r,) in db.execute("SELECT ref FROM refs WHERE uid = ? ORDER BY pos", (uid,))]
+        db.close()
+        return refs
+
+    def field(kind: Any, shard: str) -> Any:
+        return kind(resolver=lambda root, info: read(shard, root))
+
+    class Transaction(graphene.ObjectType):
+        id = graphene.ID(resolver=lambda root, info: str(root))
+
+    class Party(graphene.ObjectType):
+        id = graphene.ID(resolver=lambda root, info: str(root))
+        party_identifier = field(graphene.Int, "party_identifier")
+        timestamp = field(graphene.DateTime, "party_timestamp")
+
+    class Claim(graphene.ObjectType):
+        id = graphene.ID(resolver=lambda root, info: str(root))
+        claim_identifier = field(graphene.Int, "claim_identifier")
+        claim_type_code = field(graphene.String, "claim_type_code")
+        timestamp = field(graphene.DateTime, "claim_timestamp")
+        transactions = graphene.List(
+            Transaction, resolver=lambda root, info: read_list("claim_transactions", root)
+        )
+        parties = graphene.List(Party, resolver=lambda root, info: read_list("claim_parties", root))
+
+    class Query(graphene.ObjectType):
+        claim = graphene.Field(Claim, id=graphene.ID(required=True), resolver=lambda root, info, id: int(id))
+
+    schema = graphene.Schema(query=Query)
+
+    async def graphql(request: Request) -> JSONResponse:
+        body = await request.json()
+        result = schema.execute(body["query"], variable_values=body.get("variables"))
+        out: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            out["errors"] = [e.formatted for e in result.errors]
+        return JSONResponse(out)
+
+    return Mangum(Starlette(routes=[Route("/graphql", graphql, methods=["POST"])]), lifespan="off")
+
+
+# -- measurement ---------------------------------------------------------------------------------
+
+
+def _measure(
+    paths: dict[str, tuple[Callable[[int], Any], int]], rounds: int
+) -> dict[str, dict[str, list[float]]]:
+    """Run each path's calls in turns, ``rounds`` times, so that all of them see the same
+    machine (other processes come and go); record wall and process CPU time per call."""
+    out = {name: {"wall": [], "cpu": []} for name in paths}
+    for _ in range(rounds):
+        for name, (call, per_round) in paths.items():
+            wall, cpu = out[name]["wall"], out[name]["cpu"]
+            for i in range(per_round):
+                w, c = time.perf_counter(), time.process_time()
+                call(len(wall) + i)
+                cpu.append(time.process_time() - c)
+                wall.append(time.perf_counter() - w)
+    return out
+
+
+def _percentiles(seconds: list[float]) -> tuple[float, float]:
+    ms = sorted(s * 1e3 for s in seconds)
+    return statistics.median(ms), ms[min(len(ms) - 1, round(0.99 * len(ms)))]
+
+
+def bench_graphql(requests: int = 2000, baseline_requests: int = 300, claims: int = 500) -> dict[str, Any]:
+    """p50/p99 (wall and CPU) of the benchmark request on each path, measured in turns in this
+    run, and the ratio of the seed-style path to ours."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "store"
+        claim_ids = build_store(root, claims)
+        ours = load_handler(root)
+        seed = seed_style_handler(root)
+        events = [function_url_event({"query": QUERY, "variables": {"id": encode(c)}}) for c in claim_ids]
+        seed_events = [
+            function_url_event({"query": SEED_QUERY, "variables": {"id": str(c)}}) for c in claim_ids
+        ]
+
+        def check(response: dict[str, Any]) -> dict[str, Any]:
+            body = json.loads(response["body"])
+            assert response["statusCode"] == 200 and "errors" not in body, body
+            return body["data"]["claim"]
+
+        a, b = check(ours.handler(events[0], _Context())), check(seed(seed_events[0], _Context()))
+        assert [e["node"]["partyIdentifier"] for e in a["parties"]["edges"]] == [
+            p["partyIdentifier"] for p in b["parties"]
+        ]
+        api: GraphQLAPI = ours.app.state.api
+        paths = {
+            "ours: Lambda handler (Function URL event)": (
+                lambda i: ours.handler(events[i % claims], _Context()),
+                max(1, requests // 20),
+            ),
+            "ours: GraphQLAPI.execute, no HTTP layer": (
+                lambda i: api.execute(QUERY, {"id": encode(claim_ids[i % claims])}),
+                max(1, requests // 20),
+            ),
+            "seed-style: Lambda handler (Function URL event)": (
+                lambda i: seed(seed_events[i % claims], _Context()),
+                max(1, baseline_requests // 20),
+            ),
+        }
+        _measure(paths, 2)  # warm up: page cache, connections, document cache
+        measured = _measure(paths, 20)
+        ours.store.close()
+    rows = []
+    for name, times in measured.items():
+        p50, p99 = _percentiles(times["wall"])
+        cpu50, cpu99 = _percentiles(times["cpu"])
+        rows.append(
+            {
+                "path": name,
+                "requests": len(times["wall"]),
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "cpu_p50_ms": cpu50,
+                "cpu_p99_ms": cpu99,
+            }
+        )
+    ours_row, seed_row = rows[0], rows[2]
+    speedup = seed_row["p50_ms"] / ours_row["p50_ms"]
+    return {
+        "rows": rows,
+        "speedup_p50": speedup,
+        "speedup_cpu_p50": seed_row["cpu_p50_ms"] / ours_row["cpu_p50_ms"],
+        "target_p50_ms": TARGET_P50_MS,
+        "target_speedup": TARGET_SPEEDUP,
+        "meets_p50": ours_row["p50_ms"] <= TARGET_P50_MS,
+        "meets_speedup": speedup >= TARGET_SPEEDUP,
+        "load_average": os.getloadavg()[0],
+        "documents": api.cache_info(),
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "| path | requests | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['path']} | {r['requests']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
+            f"| {r['cpu_p50_ms']:.3f} | {r['cpu_p99_ms']:.3f} |"
+        )
+    verdict = {True: "met", False: "MISSED"}
+    lines += [
+        "",
+        f"p50 {result['rows'][0]['p50_ms']:.3f} ms, target <= {result['target_p50_ms']} ms: "
+        f"{verdict[result['meets_p50']]}",
+        f"seed-style / ours at p50: {result['speedup_p50']:.1f}x wall, {result['speedup_cpu_p50']:.1f}x CPU, "
+        f"target >= {result['target_speedup']:.0f}x: {verdict[result['meets_speedup']]}",
+        f"(1-minute load average during the run: {result['load_average']:.1f} on {os.cpu_count()} CPUs)",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--baseline-requests", type=int, default=300)
+    parser.add_argument("--claims", type=int, default=500)
+    args = parser.parse_args()
+    print(markdown(bench_graphql(args.requests, args.baseline_requests, args.claims)))

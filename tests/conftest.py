@@ -1,0 +1,96 @@
+"""Shared pytest fixtures. Each section belongs to one concern; keep them delimited."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+# -- AWS: a moto server on 127.0.0.1 (efs_sqlite.aws) -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server for the whole session; boto3 reaches it through ``AWS_ENDPOINT_URL``.
+
+    The environment (endpoint, fake credentials, region us-east-1) is set for the session and
+    restored after it, so notebook kernels started meanwhile inherit it too.
+    """
+    from efs_sqlite.aws import moto_server
+
+    with moto_server("us-east-1") as url:
+        yield url
+
+
+# -- end AWS -----------------------------------------------------------------------------------
+
+
+# -- GraphQL: a small insurance graph (efs_sqlite.graphql, efs_sqlite.app, lambdas/graphql) -----
+
+
+@pytest.fixture(scope="session")
+def _insurance_template(tmp_path_factory):
+    """The shard files of the ``insurance`` graph, built once per session (no fsync: a template)."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from efs_sqlite.nodes import Graph
+    from efs_sqlite.store import ShardStore
+
+    root = tmp_path_factory.mktemp("insurance") / "store"
+    with ShardStore(root, synchronous="off") as store:
+        graph = Graph(store)
+        day = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
+        claim = graph.create_node("Claim", {"identifier": 4242, "type_code": "MOTOR", "timestamp": day})
+        parties = [
+            graph.create_node(
+                "Party", {"identifier": 100 + i, "timestamp": day + timedelta(days=i), "claims": [claim]}
+            )
+            for i in range(10)
+        ]
+        transactions = [
+            graph.create_node(
+                "Transaction",
+                {
+                    "identifier": f"FT-{i}",
+                    "timestamp": day + timedelta(hours=i),
+                    "claim": claim,
+                    "amount": f"{i}10.5",
+                    **({"source_system_code": "SAP"} if i == 0 else {}),
+                },
+            )
+            for i in range(3)
+        ]
+        graph.update_node(claim, {"parties": parties, "transactions": transactions})
+    return SimpleNamespace(root=root, claim=claim, parties=parties, transactions=transactions)
+
+
+@pytest.fixture
+def insurance(_insurance_template, tmp_path):
+    """A fresh store holding one claim with 10 parties (each listing the claim back) and 3
+    transactions; a namespace of ``root``, ``store``, ``graph``, ``claim``, ``parties``,
+    ``transactions`` (int ids) and ``ids`` (int id -> its 11-character string)."""
+    import shutil
+    from types import SimpleNamespace
+
+    from efs_sqlite.nodes import Graph
+    from efs_sqlite.store import ShardStore
+    from efs_sqlite.uid import encode
+
+    t = _insurance_template
+    root = shutil.copytree(t.root, tmp_path / "store")
+    store = ShardStore(root)
+    ids = {uid: encode(uid) for uid in [t.claim, *t.parties, *t.transactions]}
+    yield SimpleNamespace(
+        root=root,
+        store=store,
+        graph=Graph(store),
+        claim=t.claim,
+        parties=t.parties,
+        transactions=t.transactions,
+        ids=ids,
+    )
+    store.close()
+
+
+# -- end GraphQL -------------------------------------------------------------------------------

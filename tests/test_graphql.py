@@ -1,0 +1,755 @@
+"""The GraphQL API over real shard files: schema, reads, paging, batching, mutations, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from efs_sqlite.cli import main
+from efs_sqlite.graphql import GraphQLAPI, Limits, OperationNotAllowed, build_schema, measure, schema_sdl
+from efs_sqlite.model import Field, Model, NodeType
+from efs_sqlite.store import ShardStore
+from efs_sqlite.uid import encode
+
+DOCS_SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "schema.graphql"
+
+CLAIM_WITH_PARTIES = """
+query($id: ID!) {
+  claim(id: $id) {
+    id claimIdentifier claimTypeCode timestamp
+    parties(first: 10) { totalCount edges { node { id partyIdentifier timestamp } } }
+  }
+}"""
+
+
+class CountingStore(ShardStore):
+    """A real store that also counts the reads it is asked for, per (method, shard)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.keys: Counter[tuple[str, str]] = Counter()
+        self.page_rows: list[int] = []
+        self.writes = 0
+
+    def get_many(self, shard: str, uids: Any) -> dict[int, Any]:
+        ids = list(uids)
+        self.calls["get_many", shard] += 1
+        self.keys["get_many", shard] += len(ids)
+        return super().get_many(shard, ids)
+
+    def list_count_many(self, shard: str, uids: Any) -> dict[int, int]:
+        ids = list(uids)
+        self.calls["list_count_many", shard] += 1
+        return super().list_count_many(shard, ids)
+
+    def list_page_many(
+        self, shard: str, uids: Any, offset: int = 0, limit: int = 100
+    ) -> dict[int, list[int]]:
+        ids = list(uids)
+        self.calls["list_page_many", shard] += 1
+        self.page_rows.extend([limit] * len(ids))
+        return super().list_page_many(shard, ids, offset, limit)
+
+    def write(self) -> Any:
+        self.writes += 1
+        return super().write()
+
+
+def shard_digest(root: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.glob("*.sqlite"))}
+
+
+@pytest.fixture
+def api(insurance: Any) -> GraphQLAPI:
+    return GraphQLAPI(insurance.store)
+
+
+def run(api: GraphQLAPI, query: str, **variables: Any) -> dict[str, Any]:
+    return api.execute(query, variables or None)
+
+
+# -- schema --------------------------------------------------------------------------------------
+
+
+def test_schema_keeps_the_earlier_field_names_and_types() -> None:
+    sdl = schema_sdl()
+    for line in [
+        "type Claim implements Node",
+        "claimIdentifier: Int!",
+        "claimTypeCode: String!",
+        "timestamp: DateTime!",
+        "partyIdentifier: Int!",
+        "financialTransactionIdentifier: String!",
+        "claim: Claim!",
+        "amount: Decimal!",
+        "sourceSystemCode: String\n",
+        "serviceTypeCode: String\n",
+        "transactions(before: String, after: String, first: Int, last: Int): TransactionConnection",
+        "parties(before: String, after: String, first: Int, last: Int): PartyConnection",
+        "claims(before: String, after: String, first: Int, last: Int): ClaimConnection",
+        "interface Node",
+        "nodes(ids: [ID!]!): [Node]!",
+        "createTransaction(input: TransactionInput!): Transaction",
+        "addPartyClaims(id: ID!, ids: [ID!]!): Party",
+    ]:
+        assert line in sdl, line
+    for root_field in ("claim", "party", "transaction", "node"):
+        assert f"  {root_field}(\n" in sdl
+
+
+def test_schema_is_derived_from_any_model() -> None:
+    pets = Model(
+        [
+            NodeType(
+                "Pet",
+                (
+                    Field("name", "str"),
+                    Field("weight", "float", required=False),
+                    Field("vaccinated", "bool"),
+                    Field("friends", "refs", target="Pet"),
+                ),
+            )
+        ]
+    )
+    sdl = str(build_schema(pets))
+    for line in [
+        "type Pet implements Node",
+        "weight: Float\n",
+        "vaccinated: Boolean!",
+        "friends(before: String, after: String, first: Int, last: Int): PetConnection",
+        "createPet(input: PetInput!): Pet",
+        "removePetFriends(id: ID!, ids: [ID!]!): Pet",
+    ]:
+        assert line in sdl, line
+    assert "Claim" not in sdl
+
+
+def test_reserved_type_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="Query"):
+        build_schema(Model([NodeType("Query", (Field("x", "str"),))]))
+
+
+def test_checked_in_sdl_matches_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == schema_sdl()
+    assert DOCS_SCHEMA.read_text(encoding="utf-8") == printed, (
+        "regenerate: efs-sqlite schema > docs/schema.graphql"
+    )
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+
+def test_claim_fields_with_datetimes_and_decimals(api: GraphQLAPI, insurance: Any) -> None:
+    t0 = insurance.ids[insurance.transactions[0]]
+    result = run(
+        api,
+        """query($id: ID!) { transaction(id: $id) { id financialTransactionIdentifier timestamp amount
+              sourceSystemCode serviceTypeCode claim { id claimIdentifier claimTypeCode timestamp } } }""",
+        id=t0,
+    )
+    assert "errors" not in result  # a missing optional field is null, not an error
+    assert result["data"]["transaction"] == {
+        "id": t0,
+        "financialTransactionIdentifier": "FT-0",
+        "timestamp": "2024-03-01T09:30:00+00:00",
+        "amount": "10.50",
+        "sourceSystemCode": "SAP",
+        "serviceTypeCode": None,
+        "claim": {
+            "id": insurance.ids[insurance.claim],
+            "claimIdentifier": 4242,
+            "claimTypeCode": "MOTOR",
+            "timestamp": "2024-03-01T09:30:00+00:00",
+        },
+    }
+    assert len(t0) == 11
+
+
+def test_missing_node_is_null_with_an_error(api: GraphQLAPI) -> None:
+    result = run(api, '{ claim(id: "00000000042") { claimIdentifier } }')
+    assert result["data"] == {"claim": None}
+    assert result["errors"][0]["message"] == "no node has the id 00000000042"
+    assert result["errors"][0]["path"] == ["claim"]
+
+
+@pytest.mark.parametrize("selection", ["id", "claimIdentifier", "transactions { totalCount }"])
+def test_an_id_of_another_type_is_null_with_an_error(api: GraphQLAPI, insurance: Any, selection: str) -> None:
+    party = insurance.ids[insurance.parties[0]]
+    result = run(api, f"query($id: ID!) {{ claim(id: $id) {{ {selection} }} }}", id=party)
+    assert result["data"] == {"claim": None}
+    assert result["errors"][0]["message"] == f"node {party} is a Party, not a Claim"
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("short", "has 5 characters"),
+        ("0000000000!", "not in 0-9A-Za-z"),
+        ("zzzzzzzzzzz", "not below 2**63"),
+        ("00000000000", "0 is not a node id"),
+    ],
+)
+def test_malformed_ids_are_errors(api: GraphQLAPI, bad: str, why: str) -> None:
+    result = run(api, "query($id: ID!) { node(id: $id) { id } }", id=bad)
+    assert result["data"] == {"node": None}
+    assert why in result["errors"][0]["message"]
+
+
+def test_node_and_nodes_resolve_any_type(api: GraphQLAPI, insurance: Any) -> None:
+    party, tx = insurance.ids[insurance.parties[3]], insurance.ids[insurance.transactions[1]]
+    result = run(
+        api,
+        """query($p: ID!, $ids: [ID!]!) {
+             node(id: $p) { id __typename ... on Party { partyIdentifier } }
+             nodes(ids: $ids) { id __typename ... on Transaction { amount } ... on Party { partyIdentifier } }
+           }""",
+        p=party,
+        ids=[tx, "00000000007", party],
+    )
+    assert result["data"]["node"] == {"id": party, "__typename": "Party", "partyIdentifier": 103}
+    assert result["data"]["nodes"] == [
+        {"id": tx, "__typename": "Transaction", "amount": "110.50"},
+        None,
+        {"id": party, "__typename": "Party", "partyIdentifier": 103},
+    ]
+    assert [e["path"] for e in result["errors"]] == [["nodes", 1]]
+
+
+# -- connections ---------------------------------------------------------------------------------
+
+PAGE = """query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+  claim(id: $id) { parties(first: $first, after: $after, last: $last, before: $before) {
+    totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { partyIdentifier } } } } }"""
+
+
+def page(api: GraphQLAPI, claim: str, **args: Any) -> dict[str, Any]:
+    result = api.execute(PAGE, {"id": claim, **args})
+    assert "errors" not in result, result
+    return result["data"]["claim"]["parties"]
+
+
+def test_forward_paging_walks_the_whole_list(api: GraphQLAPI, insurance: Any) -> None:
+    claim, seen, after = insurance.ids[insurance.claim], [], None
+    while True:
+        p = page(api, claim, first=3, after=after)
+        assert p["totalCount"] == 10
+        seen += [e["node"]["partyIdentifier"] for e in p["edges"]]
+        if not p["pageInfo"]["hasNextPage"]:
+            break
+        after = p["pageInfo"]["endCursor"]
+    assert seen == list(range(100, 110))
+
+
+def test_backward_paging_and_defaults(api: GraphQLAPI, insurance: Any) -> None:
+    claim = insurance.ids[insurance.claim]
+    tail = page(api, claim, last=4)
+    assert [e["node"]["partyIdentifier"] for e in tail["edges"]] == [106, 107, 108, 109]
+    assert tail["pageInfo"]["hasPreviousPage"] is True
+    before = page(api, claim, last=2, before=tail["pageInfo"]["startCursor"])
+    assert [e["node"]["partyIdentifier"] for e in before["edges"]] == [104, 105]
+    small = GraphQLAPI(insurance.store, limits=Limits(default_page=4))
+    first = small.execute(PAGE, {"id": claim})["data"]["claim"]["parties"]
+    assert [e["node"]["partyIdentifier"] for e in first["edges"]] == [100, 101, 102, 103]
+    assert first["pageInfo"]["hasNextPage"] is True
+
+
+def test_counts_and_cursors_need_no_node_reads(insurance: Any) -> None:
+    store = CountingStore(insurance.root)
+    api = GraphQLAPI(store)
+    result = api.execute(
+        "query($id: ID!) { claim(id: $id) { parties(first: 2) { totalCount edges { cursor } } } }",
+        {"id": insurance.ids[insurance.claim]},
+    )
+    assert result["data"]["claim"]["parties"]["totalCount"] == 10
+    assert len(result["data"]["claim"]["parties"]["edges"]) == 2
+    assert not any(method == "get_many" and shard.startswith("party_") for method, shard in store.calls)
+    assert store.page_rows == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"first": 1001}, "first must be between 0 and 1000"),
+        ({"last": -1}, "last must be between 0 and 1000"),
+        ({"first": 1, "after": "bm9wZQ=="}, "is not a cursor of this list"),
+    ],
+)
+def test_page_arguments_are_checked(
+    api: GraphQLAPI, insurance: Any, args: dict[str, Any], message: str
+) -> None:
+    result = api.execute(PAGE, {"id": insurance.ids[insurance.claim], **args})
+    assert message in result["errors"][0]["message"]
+    assert result["data"] == {"claim": {"parties": None}}
+
+
+def test_a_25000_entry_list_pages_without_being_loaded(insurance: Any) -> None:
+    store, n = insurance.store, 25_000
+    first_id = 1 << 40
+    claims = list(range(first_id, first_id + n))
+    store.bulk_insert("_type", [(c, "Claim") for c in claims])
+    store.bulk_insert("claim_identifier", [(c, i) for i, c in enumerate(claims)])
+    hub = insurance.graph.create_node("Party", {"identifier": 1, "timestamp": "2024-01-01"})
+    store.bulk_lists("party_claims", [(hub, claims)])
+
+    counting = CountingStore(insurance.root)
+    api = GraphQLAPI(counting)
+    query = """query($id: ID!, $after: String) { party(id: $id) { claims(first: 5, after: $after) {
+                 totalCount pageInfo { hasNextPage } edges { node { claimIdentifier } } } } }"""
+    after = api.execute(query, {"id": encode(hub)})["data"]["party"]["claims"]
+    assert after["totalCount"] == n
+    cursor = "YXJyYXljb25uZWN0aW9uOjE5OTk5"  # base64("arrayconnection:19999")
+    result = api.execute(query, {"id": encode(hub), "after": cursor})["data"]["party"]["claims"]
+    assert [e["node"]["claimIdentifier"] for e in result["edges"]] == [20000, 20001, 20002, 20003, 20004]
+    assert result["pageInfo"]["hasNextPage"] is True
+    assert counting.page_rows == [5, 5]  # the rows asked of the list: one page each time
+    assert counting.keys["get_many", "claim_identifier"] == 10
+
+
+def test_dangling_references_read_as_missing_nodes(api: GraphQLAPI, insurance: Any) -> None:
+    gone = insurance.parties[1]
+    insurance.graph.delete_node(gone)
+    for selection in ("partyIdentifier", "id"):  # a required field, or only the id (read via _type)
+        result = api.execute(
+            "query($id: ID!) { claim(id: $id) { parties(first: 3) { edges { node { SEL } } } } }".replace(
+                "SEL", selection
+            ),
+            {"id": insurance.ids[insurance.claim]},
+        )
+        edges = result["data"]["claim"]["parties"]["edges"]
+        assert edges[1] == {"node": None} and edges[0]["node"] is not None and edges[2]["node"] is not None
+        assert (
+            result["errors"][0]["message"] == f"node {encode(gone)} no longer exists (a dangling reference)"
+        )
+        assert result["errors"][0]["path"] == ["claim", "parties", "edges", 1, "node"]
+
+
+# -- batching ------------------------------------------------------------------------------------
+
+
+def test_one_read_per_shard_for_a_claim_and_its_ten_parties(insurance: Any) -> None:
+    store = CountingStore(insurance.root)
+    api = GraphQLAPI(store)
+    result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
+    assert "errors" not in result
+    edges = result["data"]["claim"]["parties"]["edges"]
+    assert [e["node"]["partyIdentifier"] for e in edges] == list(range(100, 110))
+    assert dict(store.calls) == {
+        ("get_many", "claim_identifier"): 1,
+        ("get_many", "claim_type_code"): 1,
+        ("get_many", "claim_timestamp"): 1,
+        ("list_count_many", "claim_parties"): 1,
+        ("list_page_many", "claim_parties"): 1,
+        ("get_many", "party_identifier"): 1,
+        ("get_many", "party_timestamp"): 1,
+    }
+    assert store.keys["get_many", "party_identifier"] == 10
+
+
+def test_sibling_connections_are_batched_too(insurance: Any) -> None:
+    store = CountingStore(insurance.root)
+    api = GraphQLAPI(store)
+    result = api.execute(
+        """query($id: ID!) { claim(id: $id) { parties(first: 10) { edges { node {
+             claims(first: 5) { edges { node { claimIdentifier } } } } } } } }""",
+        {"id": insurance.ids[insurance.claim]},
+    )
+    assert "errors" not in result
+    for edge in result["data"]["claim"]["parties"]["edges"]:
+        assert edge["node"]["claims"]["edges"] == [{"node": {"claimIdentifier": 4242}}]
+    # ten parties' lists: one count and one page read; the claim's identifier read once (cached)
+    assert store.calls["list_count_many", "party_claims"] == 1
+    assert store.calls["list_page_many", "party_claims"] == 1
+    assert store.calls["get_many", "claim_identifier"] == 1
+    store.calls.clear()
+    result = api.execute(
+        """query($id: ID!) { claim(id: $id) { parties(first: 10) { edges { node {
+             claims(last: 1) { edges { node { claimTypeCode } } } } } } } }""",
+        {"id": insurance.ids[insurance.claim]},
+    )
+    assert all(
+        e["node"]["claims"]["edges"] == [{"node": {"claimTypeCode": "MOTOR"}}]
+        for e in result["data"]["claim"]["parties"]["edges"]
+    )
+    # `last` needs the lengths before the pages: still one read of each for the ten lists
+    assert store.calls["list_count_many", "party_claims"] == 1
+    assert store.calls["list_page_many", "party_claims"] == 1
+
+
+def test_references_are_followed_level_by_level(insurance: Any) -> None:
+    store = CountingStore(insurance.root)
+    result = GraphQLAPI(store).execute(
+        """query($id: ID!) { claim(id: $id) { transactions(first: 3) { edges { node { amount
+             claim { claimTypeCode parties(last: 2) { edges { node { partyIdentifier } } } } } } } } }""",
+        {"id": insurance.ids[insurance.claim]},
+    )
+    assert "errors" not in result
+    edges = result["data"]["claim"]["transactions"]["edges"]
+    assert [e["node"]["amount"] for e in edges] == ["10.50", "110.50", "210.50"]
+    for e in edges:
+        parties = e["node"]["claim"]["parties"]["edges"]
+        assert [p["node"]["partyIdentifier"] for p in parties] == [108, 109]
+    # three transactions point back at one claim: read once; its last two parties: the length is
+    # read first (the claim's parties were counted in the first level already), then the page
+    assert store.calls["get_many", "transaction_claim"] == 1
+    assert store.calls["get_many", "claim_type_code"] == 1
+    assert store.calls["list_count_many", "claim_parties"] == 1
+    assert store.calls["list_page_many", "claim_parties"] == 1
+    assert store.page_rows == [3, 2]
+    assert store.calls["get_many", "party_identifier"] == 1
+
+
+def test_lookahead_follows_directives_aliases_and_fragments(api: GraphQLAPI, insurance: Any) -> None:
+    query = """query($id: ID!, $more: Boolean!) { claim(id: $id) { ...Head
+                 a: parties(first: 2) { edges { node { partyIdentifier } } }
+                 b: parties(first: 2, after: "YXJyYXljb25uZWN0aW9uOjE=") { edges { node { ...P } } }
+                 c: parties(first: 1) @include(if: $more) { edges { node { timestamp } } } } }
+               fragment Head on Claim { claimTypeCode }
+               fragment P on Party { id partyIdentifier }"""
+    claim = insurance.ids[insurance.claim]
+    for more in (False, True):
+        result = api.execute(query, {"id": claim, "more": more})
+        assert "errors" not in result, result
+        data = result["data"]["claim"]
+        assert data["claimTypeCode"] == "MOTOR"
+        assert [e["node"]["partyIdentifier"] for e in data["a"]["edges"]] == [100, 101]
+        assert [e["node"] for e in data["b"]["edges"]] == [
+            {"id": insurance.ids[insurance.parties[i]], "partyIdentifier": 100 + i} for i in (2, 3)
+        ]
+        assert ("c" in data) is more
+    assert data["c"] == {"edges": [{"node": {"timestamp": "2024-03-01T09:30:00+00:00"}}]}
+
+
+def test_nodes_reports_each_bad_entry_in_place(api: GraphQLAPI, insurance: Any) -> None:
+    claim = insurance.ids[insurance.claim]
+    result = api.execute(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": [claim, "bad", claim, "00000000003"]}
+    )
+    assert result["data"]["nodes"] == [{"id": claim}, None, {"id": claim}, None]
+    assert [(e["path"], e["message"][:10]) for e in result["errors"]] == [
+        (["nodes", 1], "invalid id"),
+        (["nodes", 3], "no node ha"),
+    ]
+
+
+# -- documents and limits ------------------------------------------------------------------------
+
+
+def test_repeated_documents_skip_parse_and_validate(api: GraphQLAPI, insurance: Any) -> None:
+    for claim in (insurance.claim, insurance.claim, insurance.parties[0]):
+        api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[claim]})
+    info = api.cache_info()
+    assert (info["parsed"], info["validated"], info["hits"], info["misses"]) == (1, 1, 2, 1)
+
+
+def test_document_cache_is_bounded(insurance: Any) -> None:
+    api = GraphQLAPI(insurance.store, cache_size=2)
+    for i in range(5):
+        api.execute(f"{{ a{i}: __typename }}")
+    assert api.cache_info()["size"] == 2
+    api.execute("{ a4: __typename }")
+    api.execute("{ a0: __typename }")
+    assert api.cache_info()["hits"] == 1 and api.cache_info()["parsed"] == 6
+
+
+def nested(depth: int) -> str:
+    """party -> claims -> parties -> claims ... ``depth`` fields deep (depth = 2 + 3k)."""
+    hops = (depth - 2) // 3
+    inner = "id"
+    for i in reversed(range(hops)):
+        inner = f"{'claims' if i % 2 == 0 else 'parties'}(first: 1) {{ edges {{ node {{ {inner} }} }} }}"
+    return f'{{ party(id: "00000000001") {{ {inner} }} }}'
+
+
+def test_depth_limit(api: GraphQLAPI) -> None:
+    assert measure_depth(nested(11)) == 11
+    result = api.execute(nested(11))
+    assert "data" not in result
+    assert result["errors"][0]["message"] == "the query is 11 fields deep; the limit is 10"
+    assert "errors" in api.execute(nested(8)) and "data" in api.execute(nested(8))
+
+
+def measure_depth(query: str) -> int:
+    from graphql import parse
+
+    return measure(parse(query))[0]
+
+
+def test_field_and_alias_bombs_are_refused(api: GraphQLAPI) -> None:
+    aliases = " ".join(f"a{i}: __typename" for i in range(1001))
+    result = api.execute(f"{{ {aliases} }}")
+    assert "data" not in result and "selects 1001 fields" in result["errors"][0]["message"]
+    # each fragment spreads the previous one twice: 2**30 fields, measured in linear time
+    fragments = ["fragment F0 on Query { __typename }"] + [
+        f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, 31)
+    ]
+    bomb = "{ ...F30 } " + " ".join(fragments)
+    result = api.execute(bomb)
+    assert "data" not in result and "limit is 1000" in result["errors"][0]["message"]
+
+
+def test_introspection_has_its_own_depth_limit(api: GraphQLAPI) -> None:
+    from graphql import get_introspection_query
+
+    result = api.execute(get_introspection_query())
+    assert "errors" not in result and result["data"]["__schema"]["queryType"]["name"] == "Query"
+    inner = "name"
+    for i in range(13):  # __schema types (fields type)... name: 16 deep
+        inner = f"{'type' if i % 2 else 'fields'} {{ {inner} }}"
+    deep = f"{{ __schema {{ types {{ {inner} }} }} }}"
+    assert "introspection query is 16 fields deep" in api.execute(deep)["errors"][0]["message"]
+
+
+def test_absurd_nesting_and_size_are_errors_not_crashes(api: GraphQLAPI) -> None:
+    deep = "{ " + "a { " * 3000 + "b" + " }" * 3000 + " }"
+    result = api.execute(deep)
+    assert "data" not in result and "nested too deeply" in result["errors"][0]["message"]
+    huge = "{ " + "__typename " * 30_000 + "}"
+    assert "Document contains more than 20000 tokens" in api.execute(huge)["errors"][0]["message"]
+
+
+def test_node_budget(insurance: Any) -> None:
+    api = GraphQLAPI(insurance.store, limits=Limits(max_nodes=5))
+    result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
+    assert "reads more than 5 nodes" in result["errors"][0]["message"]
+    assert len(GraphQLAPI(insurance.store).execute("{ nodes(ids: []) { id } }")["data"]["nodes"]) == 0
+    ids = ["00000000001"] * 1001
+    assert (
+        "at most 1000 ids"
+        in api.execute("query($i: [ID!]!) { nodes(ids: $i) { id } }", {"i": ids})["errors"][0]["message"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "operation", "message"),
+    [
+        ("{ claim(id: 1) { nope } }", None, None, "Cannot query field 'nope'"),
+        ("{ claim(", None, None, "Syntax Error"),
+        ("query($id: ID!) { claim(id: $id) { id } }", {}, None, "Variable '$id' of required type 'ID!'"),
+        (
+            'query($n: Int) { claim(id: "x") { parties(first: $n) { totalCount } } }',
+            {"n": "ten"},
+            None,
+            "Int cannot represent non-integer value",
+        ),
+        ("query A { __typename } query B { __typename }", None, None, "Must provide operation name"),
+        ("query A { __typename }", None, "B", "Unknown operation named 'B'"),
+        ("", None, None, "the request has no query"),
+        (42, None, None, "the request has no query"),
+        ("{ __typename }", [1], None, "variables must be a JSON object"),
+        ("{ __typename }", None, 7, "operationName must be a string"),
+    ],
+)
+def test_request_errors_have_no_data(
+    api: GraphQLAPI, query: Any, variables: Any, operation: Any, message: str
+) -> None:
+    result = api.execute(query, variables, operation)
+    assert "data" not in result
+    assert message in result["errors"][0]["message"]
+
+
+def test_mutations_can_be_refused(api: GraphQLAPI) -> None:
+    mutation = 'mutation { deleteParty(id: "00000000001") }'
+    with pytest.raises(OperationNotAllowed, match="mutation must be sent with POST"):
+        api.execute(mutation, allow_mutations=False)
+    assert api.execute("{ __typename }", allow_mutations=False) == {"data": {"__typename": "Query"}}
+
+
+def test_unexpected_errors_are_masked_and_logged(insurance: Any, caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenStore(ShardStore):
+        def get_many(self, shard: str, uids: Any) -> dict[int, Any]:
+            raise RuntimeError(f"disk on fire at {self.root}/secret")
+
+    api = GraphQLAPI(BrokenStore(insurance.root))
+    with caplog.at_level(logging.ERROR, logger="efs_sqlite.graphql"):
+        result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
+    assert result["data"] == {"claim": None}
+    assert result["errors"][0]["message"] == "internal error"
+    assert "secret" not in str(result)
+    assert "disk on fire" in caplog.text
+
+
+def test_execute_works_inside_a_running_event_loop(api: GraphQLAPI, insurance: Any) -> None:
+    async def notebook_cell() -> dict[str, Any]:  # Jupyter runs cells inside its event loop
+        return api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
+
+    result = asyncio.run(notebook_cell())
+    assert result["data"]["claim"]["claimIdentifier"] == 4242
+
+
+def test_32_bit_int_fields(api: GraphQLAPI, insurance: Any) -> None:
+    big = insurance.graph.create_node("Party", {"identifier": 2**40, "timestamp": "2024-01-01"})
+    result = run(api, "query($id: ID!) { party(id: $id) { partyIdentifier } }", id=encode(big))
+    assert (
+        "Int cannot represent non 32-bit signed integer value: 1099511627776"
+        in result["errors"][0]["message"]
+    )
+    before = shard_digest(insurance.root)
+    created = api.execute(
+        "mutation { createParty(input: {partyIdentifier: 1099511627776, "
+        'timestamp: "2024-01-01T00:00:00Z"}) { id } }'
+    )
+    assert "data" not in created and "non 32-bit" in created["errors"][0]["message"]
+    assert shard_digest(insurance.root) == before
+
+
+# -- mutations -----------------------------------------------------------------------------------
+
+CREATE_TX = """mutation($input: TransactionInput!) { createTransaction(input: $input) {
+  id financialTransactionIdentifier timestamp amount sourceSystemCode serviceTypeCode
+  claim { claimIdentifier } } }"""
+
+
+def test_create_writes_every_field_in_one_grouped_write(insurance: Any) -> None:
+    store = CountingStore(insurance.root)
+    api = GraphQLAPI(store)
+    result = api.execute(
+        CREATE_TX,
+        {
+            "input": {
+                "financialTransactionIdentifier": "FT-new",
+                "timestamp": "2024-06-01T10:00:00+02:00",
+                "claim": insurance.ids[insurance.claim],
+                "amount": "99.9",
+                "serviceTypeCode": "TOW",
+            }
+        },
+    )
+    assert "errors" not in result, result
+    tx = result["data"]["createTransaction"]
+    assert tx == {
+        "id": tx["id"],
+        "financialTransactionIdentifier": "FT-new",
+        "timestamp": "2024-06-01T08:00:00+00:00",
+        "amount": "99.90",
+        "sourceSystemCode": None,
+        "serviceTypeCode": "TOW",
+        "claim": {"claimIdentifier": 4242},
+    }
+    assert store.writes == 1
+    stored = insurance.graph.get_node(tx["id"])
+    assert stored is not None and stored["type"] == "Transaction" and stored["claim"] == insurance.claim
+    assert stored["timestamp"] == datetime(2024, 6, 1, 8, tzinfo=UTC)
+    assert "source_system_code" not in stored
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"amount": "1.234"}, "has more than 2 decimal places"),
+        ({"claim": "00000000042"}, "claim: no node has the id 00000000042"),
+        ({"claim": "party"}, "is a Party, not a Claim"),
+        ({"claim": "bad"}, "claim: 'bad' has 3 characters"),
+        ({"timestamp": "yesterday"}, "DateTime cannot represent value"),
+        ({"amount": None}, "Expected non-nullable type 'Decimal!' not to be None"),
+    ],
+)
+def test_invalid_input_writes_nothing(
+    insurance: Any, api: GraphQLAPI, change: dict[str, Any], message: str
+) -> None:
+    if change.get("claim") == "party":
+        change = {"claim": insurance.ids[insurance.parties[0]]}
+    before = shard_digest(insurance.root)
+    base = {
+        "financialTransactionIdentifier": "X",
+        "timestamp": "2024-01-01T00:00:00Z",
+        "claim": insurance.ids[insurance.claim],
+        "amount": "1.00",
+    }
+    result = api.execute(CREATE_TX, {"input": {**base, **change}})
+    assert message in result["errors"][0]["message"]
+    assert not result.get("data") or result["data"] == {"createTransaction": None}
+    assert shard_digest(insurance.root) == before
+
+
+def test_update_is_partial_and_null_clears_optional_fields(api: GraphQLAPI, insurance: Any) -> None:
+    tx = insurance.ids[insurance.transactions[0]]
+    update = """mutation($id: ID!, $input: TransactionPatch!) { updateTransaction(id: $id, input: $input) {
+                  financialTransactionIdentifier amount sourceSystemCode serviceTypeCode } }"""
+    result = api.execute(update, {"id": tx, "input": {"amount": "5", "serviceTypeCode": "TOW"}})
+    assert result == {
+        "data": {
+            "updateTransaction": {
+                "financialTransactionIdentifier": "FT-0",
+                "amount": "5.00",
+                "sourceSystemCode": "SAP",
+                "serviceTypeCode": "TOW",
+            }
+        }
+    }
+    result = api.execute(update, {"id": tx, "input": {"sourceSystemCode": None}})
+    assert result["data"]["updateTransaction"]["sourceSystemCode"] is None
+    assert "source_system_code" not in insurance.graph.get_node(tx)
+
+    before = shard_digest(insurance.root)
+    result = api.execute(update, {"id": tx, "input": {"amount": None}})
+    assert result["errors"][0]["message"] == "amount: a value is required"
+    wrong = api.execute(update, {"id": insurance.ids[insurance.claim], "input": {"amount": "1"}})
+    assert (
+        wrong["errors"][0]["message"]
+        == f"node {insurance.ids[insurance.claim]} is a Claim, not a Transaction"
+    )
+    assert shard_digest(insurance.root) == before
+
+
+def test_delete_removes_every_shard_value(api: GraphQLAPI, insurance: Any) -> None:
+    tx = insurance.transactions[2]
+    result = api.execute("mutation($id: ID!) { deleteTransaction(id: $id) }", {"id": encode(tx)})
+    assert result == {"data": {"deleteTransaction": encode(tx)}}
+    for shard in [*insurance.store.shards()]:
+        assert insurance.store.get(shard, tx) is None, shard
+    gone = api.execute("query($id: ID!) { transaction(id: $id) { id } }", {"id": encode(tx)})
+    assert gone["errors"][0]["message"] == f"no node has the id {encode(tx)}"
+    again = api.execute("mutation($id: ID!) { deleteTransaction(id: $id) }", {"id": encode(tx)})
+    assert again["data"] == {"deleteTransaction": None}
+    assert again["errors"][0]["message"] == f"no node has the id {encode(tx)}"
+
+
+def test_reference_list_add_and_remove(api: GraphQLAPI, insurance: Any) -> None:
+    claim = insurance.ids[insurance.claim]
+    extra = insurance.graph.create_node("Party", {"identifier": 999, "timestamp": "2024-01-01"})
+    add = """mutation($id: ID!, $ids: [ID!]!) { addClaimParties(id: $id, ids: $ids) {
+               parties(last: 1) { totalCount edges { node { partyIdentifier } } } } }"""
+    result = api.execute(add, {"id": claim, "ids": [encode(extra)]})
+    assert result["data"]["addClaimParties"]["parties"] == {
+        "totalCount": 11,
+        "edges": [{"node": {"partyIdentifier": 999}}],
+    }
+    remove = """mutation($id: ID!, $ids: [ID!]!) { removeClaimParties(id: $id, ids: $ids) {
+                  parties(first: 20) { totalCount edges { node { partyIdentifier } } } } }"""
+    result = api.execute(remove, {"id": claim, "ids": [encode(extra), insurance.ids[insurance.parties[0]]]})
+    parties = result["data"]["removeClaimParties"]["parties"]
+    assert parties["totalCount"] == 9
+    assert [e["node"]["partyIdentifier"] for e in parties["edges"]] == list(range(101, 110))
+
+    before = shard_digest(insurance.root)
+    wrong = api.execute(add, {"id": claim, "ids": [insurance.ids[insurance.transactions[0]]]})
+    assert "is a Transaction, not a Party" in wrong["errors"][0]["message"]
+    assert shard_digest(insurance.root) == before
+
+
+def test_a_mutation_sees_its_own_writes(api: GraphQLAPI, insurance: Any) -> None:
+    claim = insurance.ids[insurance.claim]
+    result = api.execute(
+        """mutation($id: ID!) {
+             before: updateClaim(id: $id, input: {claimTypeCode: "HOME"}) { claimTypeCode }
+             after: updateClaim(id: $id, input: {claimIdentifier: 7}) { claimIdentifier claimTypeCode }
+           }""",
+        {"id": claim},
+    )
+    assert result == {
+        "data": {
+            "before": {"claimTypeCode": "HOME"},
+            "after": {"claimIdentifier": 7, "claimTypeCode": "HOME"},
+        }
+    }
