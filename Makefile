@@ -20,12 +20,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python notebooks/run_all.py
 
+# --nbval-lax also runs every notebook, at small scale (notebooks/conftest.py sets the parameters).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

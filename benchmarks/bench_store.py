@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import apsw
 
@@ -38,8 +38,18 @@ _SHARD = "claim_type_code"
 Timed = Callable[[], Any]
 
 
-def _interleaved(prepare: dict[str, Callable[[], Timed]], repeats: int) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) seconds of each contender over ``repeats``.
+class Timing(NamedTuple):
+    """Seconds of one contender's run over the repeats: median wall and CPU time, and the
+    fastest and slowest wall time."""
+
+    wall: float
+    cpu: float
+    fastest: float
+    slowest: float
+
+
+def _interleaved(prepare: dict[str, Callable[[], Timed]], repeats: int) -> dict[str, Timing]:
+    """Median (wall, CPU) seconds of each contender over ``repeats``, and the wall-time range.
 
     ``prepare[name]()`` does the untimed setup of one repeat and returns the run to time. The
     contenders take turns in a rotating order, so the noise of a shared machine falls on all of them
@@ -54,7 +64,12 @@ def _interleaved(prepare: dict[str, Callable[[], Timed]], repeats: int) -> dict[
             run()
             wall[name].append(time.perf_counter() - w)
             cpu[name].append(time.process_time() - c)
-    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in names}
+    return {
+        name: Timing(
+            statistics.median(wall[name]), statistics.median(cpu[name]), min(wall[name]), max(wall[name])
+        )
+        for name in names
+    }
 
 
 def _ids(rows: int, seed: int = 1) -> list[int]:
@@ -125,12 +140,14 @@ def bench_get_many(
         store.close()
         raw.close()
         std.close()
-    us = {name: (w / batch * 1e6, c / batch * 1e6) for name, (w, c) in times.items()}
+    us = {name: (t.wall / batch * 1e6, t.cpu / batch * 1e6) for name, t in times.items()}
     raw_best = min(us[name] for name in us if name.startswith("apsw"))
     return {
         "rows": len(ids),
         "batch": batch,
+        "repeats": repeats,
         **{f"{name} us/id": w for name, (w, _) in us.items()},
+        "store us/id range": (times["store"].fastest / batch * 1e6, times["store"].slowest / batch * 1e6),
         "store / raw apsw": us["store"][0] / raw_best[0],
         "store / raw apsw (cpu)": us["store"][1] / raw_best[1],
         "target": "<= 2.0",
@@ -195,10 +212,12 @@ def bench_bulk_insert(rows: int = 100_000, repeats: int = 7, root: Path | None =
         assert opened[0].count(_SHARD) == len(data)
         for handle in opened:
             handle.close()
-    rate = {name: (len(data) / w, len(data) / c) for name, (w, c) in times.items()}
+    rate = {name: (len(data) / t.wall, len(data) / t.cpu) for name, t in times.items()}
     return {
         "rows": len(data),
+        "repeats": repeats,
         **{f"{name} rows/s": w for name, (w, _) in rate.items()},
+        "store rows/s range": (len(data) / times["store"].slowest, len(data) / times["store"].fastest),
         "store / raw apsw": rate["store"][0] / rate["apsw"][0],
         "store / raw apsw (cpu)": rate["store"][1] / rate["apsw"][1],
         "target": ">= 0.5",
@@ -240,10 +259,12 @@ def bench_get(
         store.close()
         raw.close()
         std.close()
-    us = {name: (w / calls * 1e6, c / calls * 1e6) for name, (w, c) in times.items()}
+    us = {name: (t.wall / calls * 1e6, t.cpu / calls * 1e6) for name, t in times.items()}
     return {
         "calls": calls,
+        "repeats": repeats,
         **{f"{name} us/get": w for name, (w, _) in us.items()},
+        "store us/get range": (times["store"].fastest / calls * 1e6, times["store"].slowest / calls * 1e6),
         "store / raw apsw": us["store"][0] / us["apsw"][0],
         "store / raw apsw (cpu)": us["store"][1] / us["apsw"][1],
     }

@@ -78,11 +78,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _payload_from_body(body: bytes) -> dict[str, Any]:
+def _json(text: str | bytes, what: str) -> Any:
     try:
-        payload = json.loads(body)
+        return json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _ClientError(400, f"the request body is not valid JSON: {exc}") from None
+        raise _ClientError(400, f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." nested past the interpreter's limit, well under the size cap
+        raise _ClientError(400, f"{what} nests too deeply") from None
+
+
+def _payload_from_body(body: bytes) -> dict[str, Any]:
+    payload = _json(body, "the request body")
     if not isinstance(payload, dict):
         raise _ClientError(400, 'the request body must be a JSON object {"query": ...}')
     return payload
@@ -93,10 +99,7 @@ def _payload_from_params(request: Request) -> dict[str, Any]:
     payload: dict[str, Any] = {"query": params.get("query"), "operationName": params.get("operationName")}
     variables = params.get("variables")
     if variables:
-        try:
-            payload["variables"] = json.loads(variables)
-        except json.JSONDecodeError as exc:
-            raise _ClientError(400, f"the variables parameter is not valid JSON: {exc}") from None
+        payload["variables"] = _json(variables, "the variables parameter")
     return payload
 
 

@@ -129,7 +129,7 @@ class Graph:
             f = t.field(name)
             if f.kind == "ref" and value is not None:
                 wanted.append((f, value))
-            elif f.kind == "refs":
+            elif f.kind == "refs" and value:  # an explicit null list is the empty list
                 wanted.extend((f, v) for v in value)
         if not wanted:
             return

@@ -55,11 +55,13 @@ import math
 import os
 import re
 import threading
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +70,7 @@ import apsw
 __all__ = [
     "JOURNAL_MODES",
     "NETWORK_FILESYSTEMS",
+    "STORED_KINDS",
     "Ref",
     "ShardStore",
     "StoreBusy",
@@ -75,6 +78,7 @@ __all__ = [
     "UIDCollision",
     "WriteBatch",
     "is_network_filesystem",
+    "stored_form",
     "validate_shard",
 ]
 
@@ -95,7 +99,42 @@ CREATE TABLE IF NOT EXISTS {s}.refs(uid INTEGER NOT NULL, pos INTEGER NOT NULL, 
 # Value kinds: how a Python value maps onto SQLite's storage classes.
 _PLAIN, _BOOL, _DECIMAL, _DATETIME, _REF, _NAN = range(6)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_POS = 2**63 - 1
 _MICRO = timedelta(microseconds=1)
+_INT64 = (-(2**63), 2**63 - 1)
+#: Microseconds since the epoch that read back as a datetime: years 1 to 9999 in UTC.
+_DATETIME_US = (
+    (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICRO,
+    (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICRO,
+)
+
+#: The model kinds :meth:`ShardStore.bulk_insert_stored` takes, and the Python type of their stored
+#: form (see :func:`stored_form`). Floats and bools go through ``bulk_insert``: a NaN float is
+#: stored under a kind tag of its own, so a float's tag is not the field's alone.
+STORED_KINDS: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "bytes": bytes,
+    "ref": int,
+    "datetime": int,
+    "decimal": str,
+}
+_STORED_TAGS = {
+    "str": _PLAIN,
+    "int": _PLAIN,
+    "bytes": _PLAIN,
+    "ref": _REF,
+    "datetime": _DATETIME,
+    "decimal": _DECIMAL,
+}
+_ON_CONFLICT = {
+    "error": "INSERT",
+    "replace": "INSERT OR REPLACE",
+    "ignore": "INSERT OR IGNORE",
+    "skip_equal": "INSERT OR IGNORE",
+}
+OnConflict = Literal["error", "replace", "ignore", "skip_equal"]
+_NOTHING: Any = object()
 
 
 class StoreError(Exception):
@@ -103,11 +142,24 @@ class StoreError(Exception):
 
 
 class UIDCollision(StoreError, KeyError):
-    """:meth:`ShardStore.insert` found the id already present: nothing was overwritten."""
+    """:meth:`ShardStore.insert` found the id already present: nothing was overwritten.
 
-    def __init__(self, shard: str, uid: int) -> None:
-        super().__init__(f"id {uid} already exists in shard {shard!r}; nothing was written")
-        self.shard, self.uid = shard, uid
+    A bulk insert with ``on_conflict="skip_equal"`` also says which of its rows collided (``row``,
+    its position), the value the id ``held`` and the ``value`` the row had.
+    """
+
+    def __init__(
+        self, shard: str, uid: int, *, row: int | None = None, held: Any = _NOTHING, value: Any = _NOTHING
+    ) -> None:
+        if held is _NOTHING:
+            message = f"id {uid} already exists in shard {shard!r}; nothing was written"
+        else:
+            message = (
+                f"id {uid} in shard {shard!r} already holds {held!r:.100}, not {value!r:.100}; "
+                "nothing was written"
+            )
+        super().__init__(message)
+        self.shard, self.uid, self.row, self.held, self.value = shard, uid, row, held, value
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
@@ -194,6 +246,77 @@ def _encode(value: Any) -> tuple[Any, int]:
     raise TypeError(f"cannot store a value of type {type(value).__name__}")
 
 
+def _verb(on_conflict: str) -> str:
+    verb = _ON_CONFLICT.get(on_conflict) if isinstance(on_conflict, str) else None
+    if verb is None:
+        raise ValueError(f"on_conflict must be one of {', '.join(_ON_CONFLICT)}, not {on_conflict!r:.40}")
+    return verb
+
+
+def _stored_tag(kind: str) -> int:
+    tag = _STORED_TAGS.get(kind) if isinstance(kind, str) else None
+    if tag is None:
+        raise ValueError(f"kind must be one of {', '.join(STORED_KINDS)}, not {kind!r:.40}")
+    return tag
+
+
+def stored_form(kind: str, value: Any) -> Any:
+    """``value``, a Python value of the model kind ``kind`` (or ``None``), as the store keeps it: what
+    :meth:`ShardStore.bulk_insert_stored` takes. A datetime is microseconds since the epoch (UTC;
+    a naive one is taken as UTC), a Decimal its text, an id, an integer, a string or bytes itself.
+
+    >>> stored_form("datetime", datetime(1970, 1, 2, tzinfo=UTC)), stored_form("decimal", Decimal("-3.10"))
+    (86400000000, '-3.10')
+    >>> stored_form("decimal", 3.1)
+    Traceback (most recent call last):
+    ...
+    TypeError: 3.1 is not a decimal value
+    """
+    tag = _stored_tag(kind)
+    if value is None:
+        return None
+    stored, got = _encode(value)
+    # A plain int is a valid id: the tag of a ref shard comes from its kind, not the Python type.
+    if (got != tag and not (got == _PLAIN and tag == _REF)) or type(stored) is not STORED_KINDS[kind]:
+        raise TypeError(f"{value!r:.80} is not a {kind} value")
+    return stored
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_STORED_AS = itemgetter(1, 2)  # an encoded (uid, value, kind) row stores (value, kind)
+
+
+def _check_stored(kind: str, rows: Sequence[tuple[int, Any]]) -> int:
+    """The tag of ``kind`` once every row is an int64 id and a value of ``kind``'s stored form that
+    reads back (C-level passes over the columns: a few percent of an insert's cost)."""
+    tag = _stored_tag(kind)
+    if not rows:
+        return tag
+    uids, values = list(map(_FIRST, rows)), list(map(_SECOND, rows))
+    if set(map(type, uids)) != {int} or min(uids) < _INT64[0] or max(uids) > _INT64[1]:
+        bad = next(u for u in uids if type(u) is not int or not _INT64[0] <= u <= _INT64[1])
+        raise ValueError(f"id {bad!r:.40} is not a signed 64-bit integer")
+    expected = STORED_KINDS[kind]
+    types = set(map(type, values))
+    if not types <= {expected, type(None)}:
+        bad = next(v for v in values if v is not None and type(v) is not expected)
+        raise TypeError(f"a stored {kind} value is {expected.__name__} or None, not {bad!r:.60}")
+    present = [v for v in values if v is not None] if type(None) in types else values
+    if not present:
+        return tag
+    if expected is int:
+        low, high = _DATETIME_US if kind == "datetime" else _INT64
+        if min(present) < low or max(present) > high:
+            bad = next(v for v in present if not low <= v <= high)
+            raise ValueError(f"{bad} is out of range for a stored {kind}")
+    elif kind == "decimal":
+        try:
+            deque(map(Decimal, present), maxlen=0)
+        except InvalidOperation:
+            raise ValueError(f"a stored decimal is the text of a number; got {present!r:.100}") from None
+    return tag
+
+
 def _decode(value: Any, kind: int) -> Any:
     if kind == _PLAIN:
         return value
@@ -211,13 +334,15 @@ def _decode(value: Any, kind: int) -> Any:
 
 
 class _busy:  # lowercase: it reads like the function it replaces
-    """Turn SQLite's busy errors into :class:`StoreBusy`. A class rather than a
-    ``@contextmanager`` generator, which would add ~2 µs to every read it wraps."""
+    """Turn SQLite's busy errors into :class:`StoreBusy`, and drop this thread's connections to a
+    shard whose file failed with an I/O error, so the next call reopens it. (EFS answers ESTALE
+    for a handle to a file replaced underneath it: without this a warm Lambda would stay broken.)
+    A class rather than a ``@contextmanager`` generator, which would add ~2 µs to every read."""
 
-    __slots__ = ("shard", "timeout_ms")
+    __slots__ = ("shards", "store")
 
-    def __init__(self, shard: str, timeout_ms: int) -> None:
-        self.shard, self.timeout_ms = shard, timeout_ms
+    def __init__(self, store: ShardStore, shards: str) -> None:
+        self.store, self.shards = store, shards
 
     def __enter__(self) -> None:
         return None
@@ -225,9 +350,11 @@ class _busy:  # lowercase: it reads like the function it replaces
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if isinstance(exc, apsw.BusyError | apsw.LockedError):
             raise StoreBusy(
-                f"shard {self.shard!r} stayed locked by another connection for {self.timeout_ms} ms; "
-                "nothing was written — retry later"
+                f"shard {self.shards!r} stayed locked by another connection for "
+                f"{self.store.busy_timeout_ms} ms; nothing was written — retry later"
             ) from exc
+        if isinstance(exc, apsw.IOError):
+            self.store._forget(self.shards.split(","))
 
 
 @dataclass
@@ -276,7 +403,11 @@ def _check_uid(uid: Any) -> int:
 
 
 def _check_refs(refs: Iterable[int]) -> list[int]:
-    return [_check_uid(r) for r in refs]
+    ids = list(refs)
+    # A list of plain ints (every list a load writes) is checked at C speed, not per entry.
+    if ids and (set(map(type, ids)) != {int} or min(ids) < _INT64[0] or max(ids) > _INT64[1]):
+        return [_check_uid(r) for r in ids]
+    return ids
 
 
 class _Local(threading.local):
@@ -385,11 +516,11 @@ class ShardStore:
             path = self.path(shard)
             if not create and not path.exists():
                 return None
-            with _busy(shard, self.busy_timeout_ms):
+            with _busy(self, shard):
                 conn = self._open(path, create)
             st.conns[shard] = conn
         if create and shard not in st.ready:
-            with _busy(shard, self.busy_timeout_ms):
+            with _busy(self, shard):
                 conn.execute(_SCHEMA.format(s="main"))
             st.ready.add(shard)
         return conn
@@ -400,7 +531,7 @@ class ShardStore:
         conn = self._conn(shard, create=False)
         if conn is None:
             return []
-        with _busy(shard, self.busy_timeout_ms):
+        with _busy(self, shard):
             if st.reading is not None and shard not in st.reading:
                 conn.execute("BEGIN")
                 st.reading[shard] = conn
@@ -492,11 +623,13 @@ class ShardStore:
         if offset < 0 or limit < 0:
             raise ValueError("offset and limit must be >= 0")
         pages: dict[int, list[int]] = {uid: [] for uid in uids}
+        if offset >= _MAX_POS:  # past any list SQLite can hold: an empty page, not an OverflowError
+            return pages
         rows = self._query(
             shard,
             "SELECT uid, ref FROM refs WHERE uid IN (SELECT value FROM json_each(?)) AND pos >= ? AND pos < ?"
             " ORDER BY uid, pos",
-            (json.dumps(list(pages)), offset, offset + limit),
+            (json.dumps(list(pages)), offset, min(offset + limit, _MAX_POS)),
         )
         for uid, ref in rows:
             pages[uid].append(ref)
@@ -559,14 +692,15 @@ class ShardStore:
         else:
             conn, schemas = self._group(tuple(shards))
         assert conn is not None
-        with _busy(",".join(shards), self.busy_timeout_ms):
+        with _busy(self, ",".join(shards)):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 changes = sum(self._apply(conn, schemas[op.shard], op) for op in ops)
                 conn.execute("COMMIT")
             except BaseException:
                 if not conn.getautocommit():
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(apsw.Error):  # keep the first error, not the rollback's
+                        conn.execute("ROLLBACK")
                 raise
         return changes
 
@@ -578,7 +712,7 @@ class ShardStore:
         if conn is not None:
             st.groups.move_to_end(shards)
             return conn, schemas
-        with _busy(shards[0], self.busy_timeout_ms):
+        with _busy(self, shards[0]):
             conn = self._open(self.path(shards[0]), create=True)
             for shard in shards[1:]:
                 conn.execute("ATTACH ? AS " + schemas[shard], (str(self.path(shard)),))
@@ -646,26 +780,22 @@ class ShardStore:
         shard: str,
         rows: Iterable[tuple[int, Any]],
         *,
-        on_conflict: Literal["error", "replace", "ignore"] = "error",
+        on_conflict: OnConflict = "error",
     ) -> int:
         """Insert many ``(uid, value)`` rows in one transaction; return rows written.
 
         ``on_conflict="error"`` raises :class:`UIDCollision` and writes nothing; ``"replace"``
-        upserts; ``"ignore"`` keeps what is there (a resumed load skips rows already loaded).
+        upserts; ``"ignore"`` keeps what is there; ``"skip_equal"`` skips a row whose id already
+        holds the same value (stored identically: a load run again) and, if an id holds another
+        value, raises :class:`UIDCollision` naming the first such row and writes nothing.
         """
-        verb = {"error": "INSERT", "replace": "INSERT OR REPLACE", "ignore": "INSERT OR IGNORE"}
-        if on_conflict not in verb:
-            raise ValueError(f"on_conflict must be error, replace or ignore, not {on_conflict!r}")
-        conn = self._conn(shard, create=True)
-        assert conn is not None
-        last: list[int] = [0]
+        verb = _verb(on_conflict)
 
         def encoded() -> Iterator[tuple[Any, ...]]:
             # The common row (an int id, a str value) skips both calls: they were a third of the
             # time a 100k-row load spent per row, raw executemany included.
             for uid, value in rows:
-                last[0] = uid
-                if type(uid) is not int or not -(2**63) <= uid < 2**63:
+                if type(uid) is not int or not _INT64[0] <= uid <= _INT64[1]:
                     uid = _check_uid(uid)
                 if type(value) is str:
                     yield uid, value, _PLAIN
@@ -673,24 +803,125 @@ class ShardStore:
                     stored, kind = _encode(value)
                     yield uid, stored, kind
 
-        with _busy(shard, self.busy_timeout_ms):
+        items = list(encoded()) if on_conflict == "skip_equal" else encoded()
+        return self._insert_items(
+            shard, f"{verb} INTO items VALUES (?, ?, ?)", items, on_conflict, _STORED_AS
+        )
+
+    def bulk_insert_stored(
+        self,
+        shard: str,
+        kind: str,
+        rows: Sequence[tuple[int, Any]],
+        *,
+        on_conflict: OnConflict = "error",
+    ) -> int:
+        """:meth:`bulk_insert` for rows whose values are already in the stored form of ``kind``, a
+        model field kind of :data:`STORED_KINDS` (see :func:`stored_form`): a bulk load's fast path.
+
+        Every row gets the kind tag of ``kind`` (``None`` is stored as a missing value), never one
+        the caller picks; the ids and values are checked to have ``kind``'s stored form, so every
+        value reads back as a ``kind``, and are then bound as they are, without a Python call per row.
+
+        >>> import tempfile
+        >>> store = ShardStore(tempfile.mkdtemp())
+        >>> store.bulk_insert_stored("claim_timestamp", "datetime", [(1, 0), (2, 86_400_000_000)])
+        2
+        >>> store.get("claim_timestamp", 2)
+        datetime.datetime(1970, 1, 2, 0, 0, tzinfo=datetime.timezone.utc)
+        >>> store.bulk_insert_stored("claim_timestamp", "datetime", [(3, "1970-01-01")])
+        Traceback (most recent call last):
+        ...
+        TypeError: a stored datetime value is int or None, not '1970-01-01'
+        >>> store.close()
+        """
+        verb = _verb(on_conflict)
+        rows = rows if isinstance(rows, list | tuple) else list(rows)
+        tag = _check_stored(kind, rows)
+        sql = f"{verb} INTO items VALUES (?1, ?2, iif(?2 IS NULL, {_PLAIN}, {tag}))"
+        return self._insert_items(
+            shard, sql, rows, on_conflict, lambda row: (row[1], _PLAIN if row[1] is None else tag)
+        )
+
+    def _insert_items(
+        self,
+        shard: str,
+        sql: str,
+        rows: Any,
+        on_conflict: str,
+        stored_as: Callable[[tuple[Any, ...]], tuple[Any, int]],
+    ) -> int:
+        """Run one bulk ``INSERT`` of ``rows`` (an iterable; a sequence for ``skip_equal``) in one
+        transaction; ``stored_as(row)`` is the ``(value, kind)`` a row stores, for ``skip_equal``."""
+        conn = self._conn(shard, create=True)
+        assert conn is not None
+        last = [0]
+
+        def tracked() -> Iterator[tuple[Any, ...]]:
+            for row in rows:
+                last[0] = row[0]
+                yield row
+
+        with _busy(self, shard):
             before = conn.total_changes()
             try:
                 with conn:
-                    conn.executemany(f"{verb[on_conflict]} INTO items VALUES (?, ?, ?)", encoded())
+                    # Only "error" needs to know the row that failed; the others bind from the rows as given.
+                    conn.executemany(sql, tracked() if on_conflict == "error" else rows)
+                    written = conn.total_changes() - before
+                    if on_conflict == "skip_equal" and written < len(rows):
+                        self._refuse_different(conn, shard, rows, stored_as)
             except apsw.ConstraintError:
                 raise UIDCollision(shard, last[0]) from None
-            return conn.total_changes() - before
+        return written
+
+    @staticmethod
+    def _refuse_different(
+        conn: apsw.Connection,
+        shard: str,
+        rows: Sequence[tuple[Any, ...]],
+        stored_as: Callable[[tuple[Any, ...]], tuple[Any, int]],
+    ) -> None:
+        """Raise :class:`UIDCollision` for the first row whose id holds another value than the row's
+        (run after ``INSERT OR IGNORE``, inside its transaction: every id is present)."""
+        held = {
+            uid: (value, kind)
+            for uid, value, kind in conn.execute(
+                "SELECT uid, value, kind FROM items WHERE uid IN (SELECT value FROM json_each(?))",
+                (json.dumps([row[0] for row in rows]),),
+            )
+        }
+        for n, row in enumerate(rows):
+            want, got = stored_as(row), held[row[0]]
+            if got != want:
+                raise UIDCollision(shard, row[0], row=n, held=_decode(*got), value=_decode(*want))
 
     def bulk_lists(self, shard: str, rows: Iterable[tuple[int, Sequence[int]]]) -> int:
-        """Set whole reference lists (``(uid, refs)`` rows) in one transaction; idempotent."""
+        """Set whole reference lists (``(uid, refs)`` rows; of two for one id the later wins) in one
+        transaction; idempotent. Returns the entries written."""
         conn = self._conn(shard, create=True)
         assert conn is not None
-        n = 0
-        with _busy(shard, self.busy_timeout_ms), conn:
-            for uid, refs in rows:
-                n += self._apply(conn, "main", _Op("list_set", shard, uid, _check_refs(refs)))
-        return n
+        pairs = rows if isinstance(rows, list) else list(rows)
+        lists = dict(
+            zip(_check_refs(map(_FIRST, pairs)), (list(refs) for refs in map(_SECOND, pairs)), strict=True)
+        )
+        uids, lengths = list(lists), list(map(len, lists.values()))
+        # Every entry of every list checked and bound by C loops: (uid, pos, ref), pos = 0 .. n-1.
+        entries = _check_refs(chain.from_iterable(lists.values()))
+        with _busy(self, shard), conn:
+            conn.execute(
+                "DELETE FROM refs WHERE uid IN (SELECT value FROM json_each(?))", (json.dumps(uids),)
+            )
+            conn.executemany(
+                "INSERT INTO refs VALUES (?, ?, ?)",
+                zip(
+                    chain.from_iterable(map(repeat, uids, lengths)),
+                    chain.from_iterable(map(range, lengths)),
+                    entries,
+                    strict=True,
+                ),
+            )
+        return len(entries)
 
     # -- maintenance -----------------------------------------------------------------------------
 
@@ -729,7 +960,7 @@ class ShardStore:
         for name in [validate_shard(shard)] if shard is not None else self.shards():
             conn = self._conn(name, create=False)
             if conn is not None:
-                with _busy(name, self.busy_timeout_ms):
+                with _busy(self, name):
                     conn.execute("VACUUM")
 
     def clear(self, confirm: str) -> int:
@@ -747,6 +978,21 @@ class ShardStore:
                     p.unlink()
                     removed += suffix == ""
         return removed
+
+    def _forget(self, shards: Iterable[str]) -> None:
+        """Close and drop this thread's connections touching ``shards`` (a failed file handle)."""
+        st, gone = self._state(), set(shards)
+        doomed = [st.conns.pop(s) for s in gone if s in st.conns]
+        st.ready -= gone
+        for key in [k for k in st.groups if gone.intersection(k)]:
+            doomed.append(st.groups.pop(key))
+        if st.reading is not None:
+            st.reading = {s: c for s, c in st.reading.items() if s not in gone}
+        with self._all_lock:
+            self._all = [c for c in self._all if c not in doomed]
+        for conn in doomed:
+            with contextlib.suppress(apsw.Error):
+                conn.close(True)  # force: a failed statement may still hold a cursor
 
     def _close(self, conn: apsw.Connection) -> None:
         with self._all_lock:

@@ -1100,3 +1100,29 @@ def test_killing_a_grouped_writer_at_random_moments_keeps_all_or_nothing(tmp_pat
 @pytest.mark.long
 def test_killing_a_grouped_writer_many_times(tmp_path: Path) -> None:
     assert _kill_rounds(tmp_path / "store", rounds=500, seed=3) > 0
+
+
+def test_a_stale_handle_is_reopened_on_the_next_call(tmp_path: Path) -> None:
+    """EFS answers ESTALE for a handle to a replaced file: the store must not stay broken."""
+    with EFSModel("store-test-estale") as efs, ShardStore(tmp_path, vfs=efs.name) as s:
+        s.insert("_type", 1, "Claim")
+        with s.write() as w:
+            w.insert("claim_type_code", 1, "MOTOR")
+            w.insert("_type", 2, "Party")
+        efs.inject("read", 1, "estale")
+        with pytest.raises(apsw.IOError):
+            s.get("_type", 1)
+        efs.recover()
+        assert s.get("_type", 1) == "Claim"
+        s.insert("_type", 3, "Claim")
+        with s.write() as w:  # the grouped-write connection that included the shard is fresh too
+            w.insert("claim_type_code", 3, "HOME")
+            w.insert("_type", 4, "Party")
+        assert s.get_many("_type", [1, 2, 3, 4]) == {1: "Claim", 2: "Party", 3: "Claim", 4: "Party"}
+
+
+def test_a_page_beyond_64_bits_is_empty(store: ShardStore) -> None:
+    store.list_extend("claim_parties", 1, [1, 2, 3])
+    assert store.list_page("claim_parties", 1, offset=2**64, limit=10) == []
+    assert store.list_page("claim_parties", 1, offset=2**63 - 5, limit=10) == []
+    assert store.list_page("claim_parties", 1, offset=1, limit=2**70) == [2, 3]
