@@ -114,8 +114,19 @@ Row = dict[str, Any]
 
 
 def results_dir(runs_dir: str | os.PathLike[str], name: str) -> Path:
-    """``<runs_dir>/<name>/``, created if needed: where one notebook writes its figures and tables."""
-    out = Path(runs_dir) / name
+    """``<runs_dir>/<name>/``, created if needed: where one notebook writes its figures and tables.
+
+    A relative ``runs_dir`` starts at the project root, the nearest folder at or above the working
+    directory that holds ``pyproject.toml`` (else at the working directory): a notebook's default
+    ``runs`` is the project's ``runs/`` whether it runs from ``notebooks/`` (Jupyter, nbval) or
+    from the root (``papermill notebooks/x.ipynb runs/x.ipynb``).
+    """
+    base = Path(runs_dir)
+    if not base.is_absolute():
+        here = Path.cwd()
+        root = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file()), here)
+        base = root / base
+    out = base / name
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -494,6 +505,9 @@ def load_throughput(
     """
     if not threads or min(threads) < 1 or (records is not None and records < 1):
         raise ValueError("threads must be >= 1 and records >= 1")
+    unknown = [p for p in profiles if p not in PROFILES]
+    if unknown:
+        raise ValueError(f"unknown profiles {unknown}; expected some of {list(PROFILES)}")
     groups: dict[tuple[float, float, float], list[str]] = {}
     for name in profiles:
         p = PROFILES[name]
@@ -1112,7 +1126,8 @@ def graphql_request_ops(
         assert isinstance(store, _TracedStore)
         api = apis.get(store)
         if api is None:
-            api = apis[store] = GraphQLAPI(store)
+            # One thread, so that each read is traced on its own (the critical path is computed).
+            api = apis[store] = GraphQLAPI(store, parallel_reads=False)
         store.trace_items, store.trace_reads = 0, []
         given = variables if variables is not None else state
         response = api.execute(query, dict(given) if given is not None else None)
@@ -1349,7 +1364,7 @@ def query_mix(
         EFSModel(f"query-mix-{uuid.uuid4().hex[:12]}") as model,
         _ItemCounter(root, journal_mode=journal_mode, vfs=model.name, create=False) as counted,
     ):
-        api = GraphQLAPI(counted)
+        api = GraphQLAPI(counted, parallel_reads=False)  # one thread: _ItemCounter counts unlocked
         for kind, variables in warmup.items():
             run(api, kind, variables)
         for i, (kind, variables) in enumerate(plan):

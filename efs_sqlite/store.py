@@ -283,16 +283,14 @@ def stored_form(kind: str, value: Any) -> Any:
 
 
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
-_STORED_AS = itemgetter(1, 2)  # an encoded (uid, value, kind) row stores (value, kind)
 
 
-def _check_stored(kind: str, rows: Sequence[tuple[int, Any]]) -> int:
-    """The tag of ``kind`` once every row is an int64 id and a value of ``kind``'s stored form that
-    reads back (C-level passes over the columns: a few percent of an insert's cost)."""
+def _check_stored(kind: str, uids: Sequence[int], values: Sequence[Any]) -> int:
+    """The tag of ``kind`` once every id is an int64 and every value of ``kind``'s stored form, one
+    that reads back (C loops over the columns: a few percent of an insert's cost)."""
     tag = _stored_tag(kind)
-    if not rows:
+    if not uids:
         return tag
-    uids, values = list(map(_FIRST, rows)), list(map(_SECOND, rows))
     if set(map(type, uids)) != {int} or min(uids) < _INT64[0] or max(uids) > _INT64[1]:
         bad = next(u for u in uids if type(u) is not int or not _INT64[0] <= u <= _INT64[1])
         raise ValueError(f"id {bad!r:.40} is not a signed 64-bit integer")
@@ -422,8 +420,9 @@ class ShardStore:
     """A folder of SQLite shards, one per field name.
 
     ``journal_mode`` is ``delete`` (default), ``truncate``, ``persist`` or ``wal`` (refused on a
-    network file system). ``vfs`` names a registered apsw VFS (e.g. the EFS model's) used for every
-    file the store opens. ``create=False`` requires ``root`` to exist.
+    network file system, as the mount table ``mounts`` — ``/proc/mounts`` by default — says). ``vfs``
+    names a registered apsw VFS (e.g. the EFS model's) used for every file the store opens.
+    ``create=False`` requires ``root`` to exist.
     """
 
     def __init__(
@@ -435,6 +434,7 @@ class ShardStore:
         vfs: str | None = None,
         synchronous: str = "full",
         create: bool = True,
+        mounts: str | None = None,
     ) -> None:
         self.root = Path(root)
         journal_mode = journal_mode.lower()
@@ -444,7 +444,7 @@ class ShardStore:
             raise ValueError(f"synchronous must be off, normal, full or extra, not {synchronous!r}")
         if busy_timeout_ms < 0:
             raise ValueError("busy_timeout_ms must be >= 0")
-        if journal_mode == "wal" and is_network_filesystem(self.root):
+        if journal_mode == "wal" and is_network_filesystem(self.root, mounts):
             raise StoreError(
                 f"WAL refused: {self.root} is on a network file system. WAL needs shared memory "
                 "between processes, which NFS/EFS cannot provide (sqlite.org/wal.html); "
@@ -803,21 +803,28 @@ class ShardStore:
                     stored, kind = _encode(value)
                     yield uid, stored, kind
 
-        items = list(encoded()) if on_conflict == "skip_equal" else encoded()
-        return self._insert_items(
-            shard, f"{verb} INTO items VALUES (?, ?, ?)", items, on_conflict, _STORED_AS
-        )
+        if on_conflict != "skip_equal":
+            return self._insert_items(shard, f"{verb} INTO items VALUES (?, ?, ?)", encoded(), on_conflict)
+        items = list(encoded())
+
+        def check(conn: apsw.Connection, written: int) -> None:
+            if written < len(items):
+                self._refuse_different(conn, shard, items)
+
+        return self._insert_items(shard, f"{verb} INTO items VALUES (?, ?, ?)", items, on_conflict, check)
 
     def bulk_insert_stored(
         self,
         shard: str,
         kind: str,
-        rows: Sequence[tuple[int, Any]],
+        uids: Sequence[int],
+        values: Sequence[Any],
         *,
         on_conflict: OnConflict = "error",
     ) -> int:
-        """:meth:`bulk_insert` for rows whose values are already in the stored form of ``kind``, a
-        model field kind of :data:`STORED_KINDS` (see :func:`stored_form`): a bulk load's fast path.
+        """:meth:`bulk_insert` for a column of ids and a column of values already in the stored form
+        of ``kind``, a model field kind of :data:`STORED_KINDS` (see :func:`stored_form`): a bulk
+        load's fast path. Columns, the way a loader holds them, so no tuple is made per row.
 
         Every row gets the kind tag of ``kind`` (``None`` is stored as a missing value), never one
         the caller picks; the ids and values are checked to have ``kind``'s stored form, so every
@@ -825,34 +832,42 @@ class ShardStore:
 
         >>> import tempfile
         >>> store = ShardStore(tempfile.mkdtemp())
-        >>> store.bulk_insert_stored("claim_timestamp", "datetime", [(1, 0), (2, 86_400_000_000)])
+        >>> store.bulk_insert_stored("claim_timestamp", "datetime", [1, 2], [0, 86_400_000_000])
         2
         >>> store.get("claim_timestamp", 2)
         datetime.datetime(1970, 1, 2, 0, 0, tzinfo=datetime.timezone.utc)
-        >>> store.bulk_insert_stored("claim_timestamp", "datetime", [(3, "1970-01-01")])
+        >>> store.bulk_insert_stored("claim_timestamp", "datetime", [3], ["1970-01-01"])
         Traceback (most recent call last):
         ...
         TypeError: a stored datetime value is int or None, not '1970-01-01'
         >>> store.close()
         """
         verb = _verb(on_conflict)
-        rows = rows if isinstance(rows, list | tuple) else list(rows)
-        tag = _check_stored(kind, rows)
+        uids = uids if isinstance(uids, list | tuple) else list(uids)
+        values = values if isinstance(values, list | tuple) else list(values)
+        if len(uids) != len(values):
+            raise ValueError(f"{len(uids)} ids but {len(values)} values")
+        tag = _check_stored(kind, uids, values)
+
+        def check(conn: apsw.Connection, written: int) -> None:
+            if written < len(uids):
+                tags = [_PLAIN if v is None else tag for v in values]
+                self._refuse_different(conn, shard, list(zip(uids, values, tags, strict=True)))
+
         sql = f"{verb} INTO items VALUES (?1, ?2, iif(?2 IS NULL, {_PLAIN}, {tag}))"
-        return self._insert_items(
-            shard, sql, rows, on_conflict, lambda row: (row[1], _PLAIN if row[1] is None else tag)
-        )
+        # zip() hands executemany one reused tuple: nothing per row for the garbage collector.
+        return self._insert_items(shard, sql, zip(uids, values, strict=True), on_conflict, check)
 
     def _insert_items(
         self,
         shard: str,
         sql: str,
-        rows: Any,
+        rows: Iterable[tuple[Any, ...]],
         on_conflict: str,
-        stored_as: Callable[[tuple[Any, ...]], tuple[Any, int]],
+        check: Callable[[apsw.Connection, int], None] | None = None,
     ) -> int:
-        """Run one bulk ``INSERT`` of ``rows`` (an iterable; a sequence for ``skip_equal``) in one
-        transaction; ``stored_as(row)`` is the ``(value, kind)`` a row stores, for ``skip_equal``."""
+        """Run one bulk ``INSERT`` of ``rows`` (``uid`` first) in one transaction; ``check(conn,
+        written)`` runs inside it, before the commit (``skip_equal``'s comparison)."""
         conn = self._conn(shard, create=True)
         assert conn is not None
         last = [0]
@@ -869,21 +884,16 @@ class ShardStore:
                     # Only "error" needs to know the row that failed; the others bind from the rows as given.
                     conn.executemany(sql, tracked() if on_conflict == "error" else rows)
                     written = conn.total_changes() - before
-                    if on_conflict == "skip_equal" and written < len(rows):
-                        self._refuse_different(conn, shard, rows, stored_as)
+                    if check is not None:
+                        check(conn, written)
             except apsw.ConstraintError:
                 raise UIDCollision(shard, last[0]) from None
         return written
 
     @staticmethod
-    def _refuse_different(
-        conn: apsw.Connection,
-        shard: str,
-        rows: Sequence[tuple[Any, ...]],
-        stored_as: Callable[[tuple[Any, ...]], tuple[Any, int]],
-    ) -> None:
-        """Raise :class:`UIDCollision` for the first row whose id holds another value than the row's
-        (run after ``INSERT OR IGNORE``, inside its transaction: every id is present)."""
+    def _refuse_different(conn: apsw.Connection, shard: str, rows: Sequence[tuple[int, Any, int]]) -> None:
+        """Raise :class:`UIDCollision` for the first ``(uid, value, kind)`` row whose id holds another
+        value than the row's (run after ``INSERT OR IGNORE``, in its transaction: every id is there)."""
         held = {
             uid: (value, kind)
             for uid, value, kind in conn.execute(
@@ -891,10 +901,9 @@ class ShardStore:
                 (json.dumps([row[0] for row in rows]),),
             )
         }
-        for n, row in enumerate(rows):
-            want, got = stored_as(row), held[row[0]]
-            if got != want:
-                raise UIDCollision(shard, row[0], row=n, held=_decode(*got), value=_decode(*want))
+        for n, (uid, value, kind) in enumerate(rows):
+            if held[uid] != (value, kind):
+                raise UIDCollision(shard, uid, row=n, held=_decode(*held[uid]), value=_decode(value, kind))
 
     def bulk_lists(self, shard: str, rows: Iterable[tuple[int, Sequence[int]]]) -> int:
         """Set whole reference lists (``(uid, refs)`` rows; of two for one id the later wins) in one

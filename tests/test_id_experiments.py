@@ -78,6 +78,20 @@ def test_rowid_benchmark_integer_key_is_one_btree_smaller_and_fewer_cold_reads(t
     assert list(tmp_path.iterdir()) == []  # its databases are temporary
 
 
+def test_a_relative_runs_dir_starts_at_the_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    for cwd in (tmp_path, tmp_path / "notebooks"):
+        monkeypatch.chdir(cwd)
+        assert results_dir("runs", "01_x") == tmp_path / "runs" / "01_x"
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    assert results_dir("runs", "01_x") == outside / "runs" / "01_x"  # no project above: the working directory
+
+
 def test_results_files(tmp_path: Path) -> None:
     out = results_dir(tmp_path / "runs", "09_x")
     assert out == tmp_path / "runs" / "09_x" and out.is_dir()

@@ -1126,3 +1126,12 @@ def test_a_page_beyond_64_bits_is_empty(store: ShardStore) -> None:
     assert store.list_page("claim_parties", 1, offset=2**64, limit=10) == []
     assert store.list_page("claim_parties", 1, offset=2**63 - 5, limit=10) == []
     assert store.list_page("claim_parties", 1, offset=1, limit=2**70) == [2, 3]
+
+
+def test_the_mount_table_can_be_given(tmp_path: Path) -> None:
+    table = tmp_path / "mounts"
+    table.write_text(f"server:/ {tmp_path.resolve()}/shared nfs4 rw 0 0\n", encoding="utf-8")
+    with pytest.raises(StoreError, match="WAL refused"):
+        ShardStore(tmp_path / "shared" / "store", journal_mode="wal", mounts=str(table))
+    with ShardStore(tmp_path / "local", journal_mode="wal", mounts=str(table)) as s:
+        s.insert("a", 1, "x")
