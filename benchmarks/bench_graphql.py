@@ -11,7 +11,14 @@ The paths take turns in rounds so that they share whatever else the machine is d
 wall-clock percentiles the table gives each request's process CPU time, which other processes
 disturb less.
 
-Run on its own with ``python benchmarks/bench_graphql.py [--requests 2000] [--claims 500]``.
+Two more rows run the same request on a store opened through the EFS model with the Elastic
+profile *sleeping* each modelled round trip (``EFSModel(profile="elastic", sleep=True)``), with
+``GraphQLAPI(parallel_reads=False)`` (one shard after another) and ``parallel_reads=True`` (the
+shards of a level at once, one thread each), also in turns: wall-clock time there is dominated by
+the injected network waits, which is what reading a level concurrently is meant to overlap.
+
+Run on its own with ``python benchmarks/bench_graphql.py [--requests 2000] [--claims 500]
+[--efs-requests 20]``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from efs_sqlite.efs import EFSModel
 from efs_sqlite.graphql import GraphQLAPI
 from efs_sqlite.store import Ref, ShardStore
 from efs_sqlite.uid import encode, generate
@@ -244,14 +253,47 @@ def _measure(
     return out
 
 
+def _efs_paths(
+    root: Path, claim_ids: list[int], requests: int
+) -> tuple[dict[str, dict[str, list[float]]], float]:
+    """Sequential against parallel reads under the sleeping Elastic model, in turns; and the
+    request's modelled latency if its round trips were made one after another."""
+    with EFSModel(f"bench-graphql-{uuid.uuid4().hex[:12]}", profile="elastic", sleep=True) as model:
+        store = ShardStore(root, vfs=model.name)
+        sequential = GraphQLAPI(store, parallel_reads=False)
+        parallel = GraphQLAPI(store, parallel_reads=True)
+        variables = [{"id": encode(c)} for c in claim_ids]
+        for api in (sequential, parallel):  # warm: connections (one per reader thread), documents
+            assert api.execute(QUERY, variables[0]) == sequential.execute(QUERY, variables[0])
+        with model.accounting() as ops:
+            sequential.execute(QUERY, variables[1 % len(variables)])
+        paths = {
+            "EFS Elastic model, sleeping: GraphQLAPI.execute, shards one after another": (
+                lambda i: sequential.execute(QUERY, variables[i % len(variables)]),
+                max(1, requests // 10),
+            ),
+            "EFS Elastic model, sleeping: GraphQLAPI.execute, parallel_reads": (
+                lambda i: parallel.execute(QUERY, variables[i % len(variables)]),
+                max(1, requests // 10),
+            ),
+        }
+        measured = _measure(paths, 10)
+        parallel.close()
+        store.close()
+    return measured, ops.modelled_latency_s
+
+
 def _percentiles(seconds: list[float]) -> tuple[float, float]:
     ms = sorted(s * 1e3 for s in seconds)
     return statistics.median(ms), ms[min(len(ms) - 1, round(0.99 * len(ms)))]
 
 
-def bench_graphql(requests: int = 2000, baseline_requests: int = 300, claims: int = 500) -> dict[str, Any]:
+def bench_graphql(
+    requests: int = 2000, baseline_requests: int = 300, claims: int = 500, efs_requests: int = 20
+) -> dict[str, Any]:
     """p50/p99 (wall and CPU) of the benchmark request on each path, measured in turns in this
-    run, and the ratio of the seed-style path to ours."""
+    run, and the ratio of the seed-style path to ours; then, unless ``efs_requests`` is 0, the
+    same request under the sleeping EFS Elastic model with sequential and with parallel reads."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "store"
         claim_ids = build_store(root, claims)
@@ -289,6 +331,10 @@ def bench_graphql(requests: int = 2000, baseline_requests: int = 300, claims: in
         _measure(paths, 2)  # warm up: page cache, connections, document cache
         measured = _measure(paths, 20)
         ours.store.close()
+        modelled_s = None
+        if efs_requests:
+            efs, modelled_s = _efs_paths(root, claim_ids, efs_requests)
+            measured.update(efs)
     rows = []
     for name, times in measured.items():
         p50, p99 = _percentiles(times["wall"])
@@ -305,8 +351,18 @@ def bench_graphql(requests: int = 2000, baseline_requests: int = 300, claims: in
         )
     ours_row, seed_row = rows[0], rows[2]
     speedup = seed_row["p50_ms"] / ours_row["p50_ms"]
+    efs = None
+    if modelled_s is not None:
+        one_by_one, at_once = rows[3], rows[4]
+        efs = {
+            "modelled_sequential_ms": modelled_s * 1e3,
+            "sequential_p50_ms": one_by_one["p50_ms"],
+            "parallel_p50_ms": at_once["p50_ms"],
+            "speedup_p50": one_by_one["p50_ms"] / at_once["p50_ms"],
+        }
     return {
         "rows": rows,
+        "efs": efs,
         "speedup_p50": speedup,
         "speedup_cpu_p50": seed_row["cpu_p50_ms"] / ours_row["cpu_p50_ms"],
         "target_p50_ms": TARGET_P50_MS,
@@ -337,6 +393,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"target >= {result['target_speedup']:.0f}x: {verdict[result['meets_speedup']]}",
         f"(1-minute load average during the run: {result['load_average']:.1f} on {os.cpu_count()} CPUs)",
     ]
+    efs = result.get("efs")
+    if efs:
+        lines.append(
+            f"EFS Elastic model, sleeping: p50 {efs['sequential_p50_ms']:.1f} ms with the shards read one "
+            f"after another (their round trips add up to {efs['modelled_sequential_ms']:.0f} ms modelled), "
+            f"{efs['parallel_p50_ms']:.1f} ms with parallel_reads: {efs['speedup_p50']:.1f}x"
+        )
     return "\n".join(lines)
 
 
@@ -345,5 +408,6 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--baseline-requests", type=int, default=300)
     parser.add_argument("--claims", type=int, default=500)
+    parser.add_argument("--efs-requests", type=int, default=20, help="0 skips the EFS model rows")
     args = parser.parse_args()
-    print(markdown(bench_graphql(args.requests, args.baseline_requests, args.claims)))
+    print(markdown(bench_graphql(args.requests, args.baseline_requests, args.claims, args.efs_requests)))

@@ -41,6 +41,24 @@ execution stays synchronous, which took about 30% less CPU for the benchmark req
 graphql-core's asynchronous execution with a DataLoader per shard (and needs no event loop, so it
 runs as is in a notebook cell).
 
+What the lookahead finds depends only on the document, the operation and the variables used
+below the root fields (page sizes, ``@include(if:)``), not on the root fields' own arguments such
+as the id: so it is worked out once per such combination and kept with the cached document, as
+are the sub-fields graphql-core collects for each object. The executor is graphql-core's, with one
+shortcut: a model field holding a scalar, ``id`` and an edge's ``node`` are answered from the
+request's cache and completed by graphql-core's own completion, without the resolve info and
+argument parsing that a resolver call costs (44 of the 49 fields of the benchmark request).
+
+``parallel_reads``: the reads of one level do not depend on each other, so on a network file
+system, where each costs a few round trips, they are made at once, one thread per shard (each
+thread keeps its own warm connection to its shard for the life of the API); apsw releases the GIL
+while SQLite waits, so the waits overlap and a level costs its slowest shard instead of the sum.
+The lists of a level are read for all its ids together with their values, and the ids of nodes
+that turn out not to exist are dropped afterwards, so that a level stays one round. Results are
+merged into the request's caches on the request's own thread. On local disk a read takes
+microseconds and the hand-off to a thread would cost more, so by default the option is on only
+when the store's root is on a network file system or the store runs on a VFS (the EFS model).
+
 A node is taken to exist, as a ``T``, when the required fields of ``T`` that the selection reads are
 present (each shard holds the values of one type only, and a node is written and deleted whole);
 the ``_type`` shard is read only when the selection has no required field, for ``node(id:)``, or to
@@ -62,9 +80,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
@@ -75,20 +95,29 @@ from graphene.relay.connection import connection_adapter, page_info_adapter
 from graphene.relay.id_type import BaseGlobalIDType
 from graphql import (
     DocumentNode,
+    ExecutionContext,
     FieldNode,
     FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
+    GraphQLLeafType,
     GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLResolveInfo,
     InlineFragmentNode,
+    OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    Undefined,
+    VariableNode,
     execute_sync,
     get_named_type,
     get_operation_ast,
+    located_error,
     parse,
     validate,
 )
+from graphql import Node as SyntaxNode
 from graphql.execution.collect_fields import collect_sub_fields
 from graphql.execution.values import get_argument_values
 from graphql_relay import connection_from_array_slice, cursor_to_offset
@@ -96,7 +125,7 @@ from graphql_relay import connection_from_array_slice, cursor_to_offset
 from efs_sqlite import uid as uids
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType, ValidationError
 from efs_sqlite.nodes import Graph, NodeNotFound
-from efs_sqlite.store import ShardStore, StoreBusy
+from efs_sqlite.store import ShardStore, StoreBusy, is_network_filesystem
 
 __all__ = [
     "GraphQLAPI",
@@ -275,7 +304,8 @@ def _check_page_args(limits: Limits, args: dict[str, Any]) -> dict[str, Any]:
         cursor = args.get(name)
         if cursor is not None:
             offset = cursor_to_offset(cursor)
-            if offset is None or offset < 0:
+            # A list position is a signed 64-bit SQLite integer: a larger offset names no entry.
+            if offset is None or not 0 <= offset < 2**63:
                 raise GraphQLError(f"{name}: {cursor!r} is not a cursor of this list")
     if args.get("first") is None and args.get("last") is None:
         # A 25,000-entry list is never returned whole: no page size means the default page.
@@ -589,9 +619,11 @@ class _Selection(NamedTuple):
 
     shards: tuple[str, ...]  # plain and single-reference fields to read
     required: tuple[str, ...]  # those of required fields: present exactly when the node exists
+    reads: tuple[str, ...]  # the value shards a level reads: ``shards``, and ``_type`` if no required
     refs: tuple[tuple[str, str, list[FieldNode]], ...]  # (shard, target type, selection) followed
-    lists: tuple[tuple[str, str, dict[str, Any], type[_Connection], list[FieldNode]], ...]
-    # ^ connections: (shard, target type, checked page arguments, connection type, node selection)
+    lists: tuple[tuple[str, str, dict[str, Any], type[_Connection], list[FieldNode], tuple[int, int]], ...]
+    # ^ connections: (shard, target type, checked page arguments, connection type, node selection,
+    #   the window read with the lengths: see _window, (0, 0) when no node is selected)
 
 
 class _Page(NamedTuple):
@@ -599,31 +631,106 @@ class _Page(NamedTuple):
     ids: list[int]  # the node ids of the edges (empty when no node is selected)
 
 
+class _Read(NamedTuple):
+    """Reads of one shard: ``fetch`` runs them (on any thread), ``merge`` files their result in
+    the request's caches (on the request's thread)."""
+
+    shard: str
+    fetch: Callable[[], Any]
+    merge: Callable[[Any], None]
+
+
+def _merge_values(cache: dict[int, Any], ids: list[int], found: dict[int, Any]) -> None:
+    for uid in ids:
+        cache[uid] = found.get(uid)
+
+
+def _fetch_lists(
+    store: ShardStore, shard: str, uncounted: list[int], windows: dict[tuple[int, int], list[int]]
+) -> tuple[dict[int, int], dict[tuple[int, int], dict[int, list[int]]]]:
+    """The lengths of the ``uncounted`` lists and the ``(offset, limit)`` windows of lists, from
+    one snapshot: one statement each, in one read transaction."""
+    with store.read() if bool(uncounted) + len(windows) > 1 else contextlib.nullcontext():
+        counts = store.list_count_many(shard, uncounted) if uncounted else {}
+        pages = {window: store.list_page_many(shard, group, *window) for window, group in windows.items()}
+    return counts, pages
+
+
 class _Request:
     """The caches of one request (the resolvers' context): values, list lengths and list pages
-    read, by shard; connections built; selections analysed. Also the request's node budget."""
+    read, by shard; connections built. Also the request's node budget, and the lookahead
+    (``selections``) it shares with the other requests of the same document and variables."""
 
-    __slots__ = ("api", "budget", "counts", "lists", "pages", "selections", "values")
+    __slots__ = ("api", "budget", "counts", "lists", "pages", "prepared", "selections", "values")
 
-    def __init__(self, api: GraphQLAPI) -> None:
+    def __init__(self, api: GraphQLAPI, prepared: _Prepared) -> None:
         self.api = api
+        self.prepared = prepared
         self.budget = api.limits.max_nodes
         self.values: dict[str, dict[int, Any]] = {}
         self.lists: dict[str, dict[tuple[int, int, int], list[int]]] = {}
         self.counts: dict[str, dict[int, int]] = {}
         self.pages: dict[tuple[Any, ...], _Page] = {}
-        self.selections: dict[tuple[Any, ...], Any] = {}
+        self.selections: dict[tuple[Any, ...], Any] = {}  # replaced by the plan's (see _Execution)
 
     # -- reads, cached ----------------------------------------------------------------------------
 
-    def read(self, shard: str, ids: Iterable[int]) -> None:
-        """Read the values of ``ids`` not read yet from ``shard``: one ``get_many``."""
+    def _values_read(self, shard: str, ids: Iterable[int]) -> _Read | None:
+        """The read of the values of ``ids`` not read yet from ``shard`` (one ``get_many``)."""
         cache = self.values.setdefault(shard, {})
         missing = [uid for uid in dict.fromkeys(ids) if uid not in cache]
-        if missing:
-            found = self.api.store.get_many(shard, missing)
-            for uid in missing:
-                cache[uid] = found.get(uid)
+        if not missing:
+            return None
+        return _Read(
+            shard, partial(self.api.store.get_many, shard, missing), partial(_merge_values, cache, missing)
+        )
+
+    def _lists_read(self, shard: str, keys: Iterable[tuple[int, int, int]]) -> _Read | None:
+        """The read of the ``(uid, offset, limit)`` windows of lists not read yet from ``shard``,
+        and of the lengths not known yet: one count and one page read per window size."""
+        cache, counts = self.lists.setdefault(shard, {}), self.counts.setdefault(shard, {})
+        missing = [k for k in dict.fromkeys(keys) if k not in cache]
+        if not missing:
+            return None
+        uncounted = list(dict.fromkeys(uid for uid, _, _ in missing if uid not in counts))
+        windows: dict[tuple[int, int], list[int]] = {}
+        for uid, offset, limit in missing:
+            if limit:
+                windows.setdefault((offset, limit), []).append(uid)
+            else:
+                cache[(uid, offset, limit)] = []  # only the length is asked for
+        return _Read(
+            shard,
+            partial(_fetch_lists, self.api.store, shard, uncounted, windows),
+            partial(self._merge_lists, shard),
+        )
+
+    def _merge_lists(
+        self, shard: str, result: tuple[dict[int, int], dict[tuple[int, int], dict[int, list[int]]]]
+    ) -> None:
+        counts, pages = result
+        self.counts[shard].update(counts)
+        cache = self.lists[shard]
+        for (offset, limit), found in pages.items():
+            for uid, page in found.items():
+                cache[(uid, offset, limit)] = page
+
+    def _run(self, reads: Iterable[_Read | None]) -> None:
+        """Make ``reads`` (of distinct shards) and keep their results: at once, one thread per
+        shard, with ``parallel_reads``; else one after another."""
+        todo = [r for r in reads if r is not None]
+        if len(todo) > 1 and self.api.parallel_reads:
+            futures = [self.api._reader(r.shard).submit(r.fetch) for r in todo]
+            wait(futures)  # every read has ended before an error surfaces: none outlives the request
+            for r, future in zip(todo, futures, strict=True):
+                r.merge(future.result())
+            return
+        for r in todo:
+            r.merge(r.fetch())
+
+    def read(self, shard: str, ids: Iterable[int]) -> None:
+        """Read the values of ``ids`` not read yet from ``shard``: one ``get_many``."""
+        self._run([self._values_read(shard, ids)])
 
     def value(self, shard: str, uid: int) -> Any:
         try:
@@ -635,25 +742,7 @@ class _Request:
     def read_lists(self, shard: str, keys: Iterable[tuple[int, int, int]]) -> None:
         """Read the ``(uid, offset, limit)`` windows of lists not read yet from ``shard``, and the
         lengths not known yet: one count and one page read per window size, from one snapshot."""
-        cache, counts = self.lists.setdefault(shard, {}), self.counts.setdefault(shard, {})
-        missing = [k for k in dict.fromkeys(keys) if k not in cache]
-        if not missing:
-            return
-        store = self.api.store
-        uncounted = {uid for uid, _, _ in missing if uid not in counts}
-        windows: dict[tuple[int, int], list[int]] = {}
-        for uid, offset, limit in missing:
-            if limit:
-                windows.setdefault((offset, limit), []).append(uid)
-            else:
-                cache[(uid, offset, limit)] = []
-        # Several statements share one read transaction: one lock cycle, one snapshot.
-        with store.read() if bool(uncounted) + len(windows) > 1 else contextlib.nullcontext():
-            if uncounted:
-                counts.update(store.list_count_many(shard, uncounted))
-            for (offset, limit), group in windows.items():
-                for uid, page in store.list_page_many(shard, group, offset, limit).items():
-                    cache[(uid, offset, limit)] = page
+        self._run([self._lists_read(shard, keys)])
 
     def list_window(self, shard: str, key: tuple[int, int, int]) -> tuple[int, list[int]]:
         """The length of the list at ``key[0]`` and the window ``key``."""
@@ -710,7 +799,7 @@ class _Request:
     # -- lookahead --------------------------------------------------------------------------------
 
     def selection(self, info: GraphQLResolveInfo, type_name: str, field_nodes: list[FieldNode]) -> _Selection:
-        """What ``field_nodes`` select of a ``type_name`` node (cached for the request)."""
+        """What ``field_nodes`` select of a ``type_name`` node (worked out once per plan)."""
         key = (type_name, *map(id, field_nodes))
         selection = self.selections.get(key)
         if selection is None:
@@ -744,11 +833,16 @@ class _Request:
             except GraphQLError:
                 continue  # the resolver reports it
             connection = get_named_type(field_def.type)
-            lists.append(
-                (shard, f.target, args, connection.graphene_type, self.node_nodes(info, connection, nodes))
-            )
+            node_nodes = self.node_nodes(info, connection, nodes)
+            window = _window(args) if node_nodes else (0, 0)
+            lists.append((shard, f.target, args, connection.graphene_type, node_nodes, window))
+        required = tuple(s for s, is_required in shards.items() if is_required)
         return _Selection(
-            tuple(shards), tuple(s for s, required in shards.items() if required), tuple(refs), tuple(lists)
+            tuple(shards),
+            required,
+            tuple(shards) if required else (*shards, TYPE_SHARD),
+            tuple(refs),
+            tuple(lists),
         )
 
     def node_nodes(
@@ -774,36 +868,37 @@ class _Request:
                     f"the request reads more than {self.api.limits.max_nodes} nodes; ask for smaller pages"
                 )
             wanted: defaultdict[str, list[int]] = defaultdict(list)
-            for _, ids, sel in work:
-                for shard in sel.shards if sel.required else (*sel.shards, TYPE_SHARD):
-                    wanted[shard] += ids
-            for shard, ids in wanted.items():
-                self.read(shard, ids)
-            work = [(t, [u for u in ids if self.exists(t, u, sel)], sel) for t, ids, sel in work]
             windows: defaultdict[str, list[tuple[int, int, int]]] = defaultdict(list)
             for _, ids, sel in work:
-                for shard, _target, args, _conn, nodes in sel.lists:
-                    start, limit = _window(args) if nodes else (0, 0)
+                for shard in sel.reads:
+                    wanted[shard] += ids
+                # Lists too are read for every id: filtering them by the values first would make
+                # two rounds of a level.
+                for shard, _target, _args, _conn, _nodes, (start, limit) in sel.lists:
                     windows[shard] += [(u, start, limit) for u in ids]
-            for shard, keys in windows.items():
-                self.read_lists(shard, keys)
+            self._run(
+                [
+                    *(self._values_read(shard, ids) for shard, ids in wanted.items()),
+                    *(self._lists_read(shard, keys) for shard, keys in windows.items()),
+                ]
+            )
+            work = [(t, [u for u in ids if self.exists(t, u, sel)], sel) for t, ids, sel in work]
             # `last` without `before` needed the lengths first; now read those pages together.
             exact: defaultdict[str, list[tuple[int, int, int]]] = defaultdict(list)
             for _, ids, sel in work:
-                for shard, _target, args, _conn, nodes in sel.lists:
-                    if nodes and _window(args) == (0, 0):
+                for shard, _target, args, _conn, nodes, window in sel.lists:
+                    if nodes and window == (0, 0):
                         for u in ids:
                             offsets = _offsets(self.counts[shard][u], args)
                             if offsets:
                                 exact[shard].append((u, offsets[0], len(offsets)))
-            for shard, keys in exact.items():
-                self.read_lists(shard, keys)
+            self._run([self._lists_read(shard, keys) for shard, keys in exact.items()])
             level = []
             for _, ids, sel in work:
                 for shard, target, nodes in sel.refs:
                     targets = [v for v in (self.value(shard, u) for u in ids) if v is not None]
                     level.append((target, targets, nodes))
-                for shard, target, args, connection_type, nodes in sel.lists:
+                for shard, target, args, connection_type, nodes, _in_window in sel.lists:
                     if nodes:
                         pages = [self.page(shard, u, args, connection_type, True).ids for u in ids]
                         level.append((target, [i for page in pages for i in page], nodes))
@@ -863,10 +958,141 @@ def _sub_nodes(
 
 # -- the API -----------------------------------------------------------------------------------
 
+#: Plans kept per document (one per combination of the variables its lookahead depends on).
+_MAX_PLANS = 64
 
-class _Prepared(NamedTuple):
-    document: DocumentNode | None
-    errors: tuple[GraphQLError, ...]
+
+class _Plan(NamedTuple):
+    """What requests of one document, operation and lookahead variables share (filled lazily)."""
+
+    selections: dict[tuple[Any, ...], Any]  # _Request.selection and node_nodes
+    subfields: dict[tuple[Any, ...], Any]  # graphql-core's collected sub-fields per object
+
+
+class _Prepared:
+    """A parsed and validated document (or its errors), and the plans of its requests."""
+
+    __slots__ = ("document", "errors", "lookahead", "plans")
+
+    def __init__(self, document: DocumentNode | None, errors: tuple[GraphQLError, ...]) -> None:
+        self.document, self.errors = document, errors
+        self.lookahead: dict[int, tuple[str, ...]] = {}  # id(operation) -> its lookahead variables
+        self.plans: dict[tuple[Any, ...], _Plan] = {}
+
+
+def _lookahead_variables(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    """The variables used below the root fields of ``operation`` (in arguments and directives):
+    the lookahead and the sub-fields of every object depend on those and on nothing else.
+
+    >>> doc = parse('query($id: ID!, $n: Int, $x: Boolean!) { claim(id: $id) { ...F } } '
+    ...             'fragment F on Claim { parties(first: $n) { totalCount @include(if: $x) } }')
+    >>> _lookahead_variables(doc.definitions[0], {"F": doc.definitions[1]})
+    ('n', 'x')
+    """
+    names: dict[str, None] = {}
+    expanded: set[str] = set()
+
+    def below(node: SyntaxNode) -> None:
+        if isinstance(node, VariableNode):
+            names[node.name.value] = None
+            return
+        if isinstance(node, FragmentSpreadNode) and node.name.value not in expanded:
+            expanded.add(node.name.value)
+            if node.name.value in fragments:
+                below(fragments[node.name.value])
+        for key in node.keys:
+            child = getattr(node, key)
+            for item in child if isinstance(child, list | tuple) else (child,):
+                if isinstance(item, SyntaxNode):
+                    below(item)
+
+    roots: set[str] = set()
+
+    def root(selection_set: SelectionSetNode) -> None:
+        for sel in selection_set.selections:
+            if isinstance(sel, FieldNode):
+                if sel.selection_set is not None:
+                    below(sel.selection_set)
+            elif isinstance(sel, InlineFragmentNode):
+                root(sel.selection_set)
+            elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in roots:
+                roots.add(sel.name.value)
+                if sel.name.value in fragments:
+                    root(fragments[sel.name.value].selection_set)
+
+    root(operation.selection_set)
+    return tuple(names)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a coerced variable value (lists and input objects included)."""
+    if isinstance(value, dict):
+        return (dict, tuple(sorted((k, _frozen(v)) for k, v in value.items())))
+    if isinstance(value, list):
+        return (list, tuple(map(_frozen, value)))
+    return value
+
+
+def _stored(shard: str, req: _Request, node: _Node) -> Any:
+    return req.value(shard, node.id)
+
+
+def _node_id(req: _Request, node: _Node) -> str:
+    return uids.encode(node.id)
+
+
+def _edge_node(req: _Request, edge: Any) -> _Node:
+    return _Connection.Edge.resolve_node(edge, None)  # type: ignore[arg-type]  # it needs no info
+
+
+class _Direct(NamedTuple):
+    """A field :class:`_Execution` answers without a resolver call: a model field holding a
+    scalar, ``id``, and the ``node`` of an edge. ``get(request, parent)`` is the field's value."""
+
+    get: Callable[[_Request, Any], Any]
+    named: GraphQLLeafType | GraphQLObjectType
+    type: GraphQLOutputType  # ``named``, or non-null of it
+
+
+class _Execution(ExecutionContext):
+    """graphql-core's execution with this API's request state: the lookahead and the collected
+    sub-fields come from the plan of the document and its lookahead variables, and the
+    :class:`_Direct` fields skip the resolver call (no resolve info, no argument parsing; no
+    middleware either, and this API uses none). Everything else is graphql-core's own code.
+
+    ``execute_field`` and ``complete_object_value`` are graphql-core 3.2's internal methods
+    (graphene 3 keeps graphql-core below 3.3): a change of their signatures fails the tests."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        req: _Request = self.context_value
+        plan = req.api._plan(req.prepared, self.operation, self.variable_values)
+        req.selections = plan.selections
+        self._subfields_cache = plan.subfields
+        self._direct = req.api._direct
+
+    def execute_field(
+        self, parent_type: GraphQLObjectType, source: Any, field_nodes: list[FieldNode], path: Any
+    ) -> Any:
+        direct = self._direct.get((parent_type.name, field_nodes[0].name.value))
+        if direct is None:
+            return super().execute_field(parent_type, source, field_nodes, path)
+        # What complete_value does for these types, the same errors included.
+        try:
+            value = direct.get(self.context_value, source)
+            if value is None:
+                if direct.type is direct.named:
+                    return None
+                name = f"{parent_type.name}.{field_nodes[0].name.value}"
+                raise TypeError(f"Cannot return null for non-nullable field {name}.")
+            if isinstance(direct.named, GraphQLObjectType):  # no is_type_of: complete needs no info
+                return self.complete_object_value(direct.named, field_nodes, None, path, value)  # type: ignore[arg-type]
+            return self.complete_leaf_value(direct.named, value)
+        except Exception as raw_error:
+            self.handle_field_error(located_error(raw_error, field_nodes, path.as_list()), direct.type, path)
+            return None
 
 
 def _request_error(message: str) -> dict[str, Any]:
@@ -876,8 +1102,11 @@ def _request_error(message: str) -> dict[str, Any]:
 class GraphQLAPI:
     """The GraphQL API of ``model`` over ``store``: schema, document cache, limits, execution.
 
-    Build it once and reuse it (a warm Lambda keeps it): the schema, the document cache and the
-    store's connections live as long as it does. ``cache_size`` bounds the document cache.
+    Build it once and reuse it (a warm Lambda keeps it): the schema, the document cache, the
+    store's connections and the reader threads live as long as it does. ``cache_size`` bounds
+    the document cache. ``parallel_reads`` reads the shards of one level of a query at once, one
+    thread per shard; ``None`` (the default) turns it on when the store's root is on a network
+    file system or the store runs on a VFS (the EFS model), off on local disk.
     """
 
     def __init__(
@@ -887,6 +1116,7 @@ class GraphQLAPI:
         *,
         limits: Limits | None = None,
         cache_size: int = 256,
+        parallel_reads: bool | None = None,
     ) -> None:
         if cache_size < 0:
             raise ValueError("cache_size must be >= 0")
@@ -900,6 +1130,12 @@ class GraphQLAPI:
         self.fields_by_graphql_name = {
             t.name: {f.graphql_name: f for f in t.fields} for t in model.types.values()
         }
+        self._direct = self._direct_fields()
+        if parallel_reads is None:
+            parallel_reads = store.vfs is not None or is_network_filesystem(store.root)
+        self.parallel_reads = parallel_reads
+        self._readers: dict[str, ThreadPoolExecutor] = {}
+        self._pid = os.getpid()
         self._documents: OrderedDict[str, _Prepared] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -907,6 +1143,71 @@ class GraphQLAPI:
 
     def __repr__(self) -> str:
         return f"GraphQLAPI({self.store!r}, {self.model!r})"
+
+    def close(self) -> None:
+        """Stop the reader threads of ``parallel_reads`` (a later request starts them again).
+        The store stays open: it is the caller's."""
+        with self._lock:
+            readers, self._readers = self._readers, {}
+        for reader in readers.values():
+            reader.shutdown()
+
+    def _direct_fields(self) -> dict[tuple[str, str], _Direct]:
+        """The fields :class:`_Execution` answers itself, by (object type, field name)."""
+        direct = {}
+        for t in self.model.types.values():
+            obj, connection = self._schema.get_type(t.name), self._schema.get_type(f"{t.name}Connection")
+            assert isinstance(obj, GraphQLObjectType) and isinstance(connection, GraphQLObjectType)
+            edge = get_named_type(connection.fields["edges"].type)
+            assert isinstance(edge, GraphQLObjectType)
+            getters: dict[tuple[str, str], Callable[[_Request, Any], Any]] = {(t.name, "id"): _node_id}
+            for f in t.fields:
+                if f.kind not in ("ref", "refs"):
+                    getters[t.name, f.graphql_name] = partial(_stored, t.shard(f.name))
+            if obj.is_type_of is None:
+                getters[edge.name, "node"] = _edge_node
+            for (parent, name), get in getters.items():
+                field_type = (obj if parent == t.name else edge).fields[name].type
+                direct[parent, name] = _Direct(get, get_named_type(field_type), field_type)  # type: ignore[arg-type]
+        return direct
+
+    def _reader(self, shard: str) -> ThreadPoolExecutor:
+        """The thread that reads ``shard`` for ``parallel_reads`` (one per shard, kept)."""
+        reader = self._readers.get(shard)
+        if reader is None or self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():  # a forked child has none of its parent's threads
+                    self._readers, self._pid = {}, os.getpid()
+                reader = self._readers.get(shard)
+                if reader is None:
+                    reader = self._readers[shard] = ThreadPoolExecutor(1, f"efs-sqlite-read-{shard}")
+        return reader
+
+    def _plan(
+        self, prepared: _Prepared, operation: OperationDefinitionNode, variables: Mapping[str, Any]
+    ) -> _Plan:
+        """The plan for ``operation`` of ``prepared`` with these (coerced) variables."""
+        names = prepared.lookahead.get(id(operation))
+        if names is None:
+            assert prepared.document is not None
+            fragments = {
+                d.name.value: d
+                for d in prepared.document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            names = prepared.lookahead[id(operation)] = _lookahead_variables(operation, fragments)
+        key = (id(operation), *(_frozen(variables.get(name, Undefined)) for name in names))
+        try:
+            hash(key)
+        except TypeError:  # a value of a custom scalar that cannot be hashed: plan this request alone
+            return _Plan({}, {})
+        with self._lock:
+            plan = prepared.plans.get(key)
+            if plan is None:
+                if len(prepared.plans) >= _MAX_PLANS:
+                    del prepared.plans[next(iter(prepared.plans))]
+                plan = prepared.plans[key] = _Plan({}, {})
+        return plan
 
     # -- documents --------------------------------------------------------------------------------
 
@@ -982,9 +1283,10 @@ class GraphQLAPI:
         result = execute_sync(
             self._schema,
             prepared.document,
-            context_value=_Request(self),
+            context_value=_Request(self, prepared),
             variable_values=variables,
             operation_name=operation_name,
+            execution_context_class=_Execution,
         )
         response: dict[str, Any] = {}
         # Every root field is nullable, so a null `data` means execution never started

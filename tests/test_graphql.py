@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
+import threading
+import time
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +18,7 @@ from typing import Any
 import pytest
 
 from efs_sqlite.cli import main
+from efs_sqlite.efs import EFSModel
 from efs_sqlite.graphql import GraphQLAPI, Limits, OperationNotAllowed, build_schema, measure, schema_sdl
 from efs_sqlite.model import Field, Model, NodeType
 from efs_sqlite.store import ShardStore
@@ -283,6 +289,7 @@ def test_counts_and_cursors_need_no_node_reads(insurance: Any) -> None:
         ({"first": 1001}, "first must be between 0 and 1000"),
         ({"last": -1}, "last must be between 0 and 1000"),
         ({"first": 1, "after": "bm9wZQ=="}, "is not a cursor of this list"),
+        ({"last": 1, "before": "YXJyYXljb25uZWN0aW9uOjkyMjMzNzIwMzY4NTQ3NzU4MDg="}, "is not a cursor"),
     ],
 )
 def test_page_arguments_are_checked(
@@ -442,6 +449,192 @@ def test_nodes_reports_each_bad_entry_in_place(api: GraphQLAPI, insurance: Any) 
     ]
 
 
+def test_lookahead_plans_follow_the_variables_below_the_root(api: GraphQLAPI, insurance: Any) -> None:
+    # One document, run with variables that change what is read below the root: each answer must
+    # be the one a fresh API gives (the plan of one set of variables never serves another).
+    query = """query($id: ID!, $n: Int, $after: String, $ts: Boolean!) { claim(id: $id) {
+                 parties(first: $n, after: $after) { edges { node {
+                   partyIdentifier timestamp @include(if: $ts) } } } } }"""
+    cases = [
+        {"n": 2, "after": None, "ts": False},
+        {"n": 3, "after": "YXJyYXljb25uZWN0aW9uOjE=", "ts": True},
+        {"n": 2, "after": None, "ts": True},
+        {"n": 2, "after": None, "ts": False},
+    ]
+    for variables in cases * 2:
+        variables = {"id": insurance.ids[insurance.claim], **variables}
+        result = api.execute(query, variables)
+        assert result == GraphQLAPI(insurance.store).execute(query, variables)
+        edges = result["data"]["claim"]["parties"]["edges"]
+        first = 2 if variables["after"] else 0
+        assert [e["node"]["partyIdentifier"] for e in edges] == list(
+            range(100 + first, 100 + first + variables["n"])
+        )
+        assert all(("timestamp" in e["node"]) is variables["ts"] for e in edges)
+    # the plan is per document, so another node's id reuses it and still reads that node
+    other = api.execute(query, {"id": insurance.ids[insurance.parties[0]], "n": 2, "ts": False})
+    assert (
+        other["errors"][0]["message"] == f"node {insurance.ids[insurance.parties[0]]} is a Party, not a Claim"
+    )
+
+
+def test_a_missing_required_value_nulls_its_node_with_an_error(
+    api: GraphQLAPI, insurance: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A half-written node (its type is known, a required field is not there) is the server's
+    # fault: graphql-core's null propagation up to the nearest nullable position, its wording in
+    # the log, and a masked error for the client.
+    broken = insurance.transactions[1]
+    insurance.store.delete("transaction_amount", broken)
+    with caplog.at_level(logging.ERROR, logger="efs_sqlite.graphql"):
+        result = api.execute(
+            "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Transaction { amount } } }",
+            {"ids": [encode(broken), insurance.ids[insurance.transactions[0]]]},
+        )
+    first = {"id": insurance.ids[insurance.transactions[0]], "amount": "10.50"}
+    assert result["data"]["nodes"] == [None, first]
+    assert [(e["message"], e["path"]) for e in result["errors"]] == [
+        ("internal error", ["nodes", 0, "amount"])
+    ]
+    assert "Cannot return null for non-nullable field Transaction.amount." in caplog.text
+
+
+# -- parallel reads ------------------------------------------------------------------------------
+
+
+class ReadSpy(ShardStore):
+    """A real store that records every batched read as ``(shard, thread, start, end)``. The first
+    read of a shard named in ``meet`` waits at that barrier, so reads meant to run at once must
+    meet there (made one after another, the first would wait in vain and fail the request)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads: list[tuple[str, int, float, float]] = []
+        self.meet: dict[str, threading.Barrier] = {}
+
+    def _spied(self, shard: str, read: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        barrier = self.meet.pop(shard, None)
+        if barrier is not None:
+            barrier.wait(timeout=20)
+        try:
+            return read()
+        finally:
+            self.reads.append((shard, threading.get_ident(), start, time.perf_counter()))
+
+    def get_many(self, shard: str, uids: Any) -> dict[int, Any]:
+        return self._spied(shard, lambda: super(ReadSpy, self).get_many(shard, uids))
+
+    def list_count_many(self, shard: str, uids: Any) -> dict[int, int]:
+        return self._spied(shard, lambda: super(ReadSpy, self).list_count_many(shard, uids))
+
+    def list_page_many(
+        self, shard: str, uids: Any, offset: int = 0, limit: int = 100
+    ) -> dict[int, list[int]]:
+        return self._spied(shard, lambda: super(ReadSpy, self).list_page_many(shard, uids, offset, limit))
+
+
+#: The shards of each level of CLAIM_WITH_PARTIES: the claim's fields and its parties' list, then
+#: the parties' fields.
+LEVELS = (
+    ("claim_identifier", "claim_type_code", "claim_timestamp", "claim_parties"),
+    ("party_identifier", "party_timestamp"),
+)
+
+
+def meet_per_level(store: ReadSpy) -> None:
+    for shards in LEVELS:
+        barrier = threading.Barrier(len(shards))
+        store.meet.update(dict.fromkeys(shards, barrier))
+
+
+def test_parallel_reads_default_follows_the_file_system(insurance: Any) -> None:
+    assert GraphQLAPI(insurance.store).parallel_reads is False  # local disk
+    assert GraphQLAPI(insurance.store, parallel_reads=True).parallel_reads is True
+    with EFSModel(f"efs-test-auto-{uuid.uuid4().hex[:8]}") as model:
+        on_vfs = ShardStore(insurance.root, vfs=model.name)
+        assert GraphQLAPI(on_vfs).parallel_reads is True
+        assert GraphQLAPI(on_vfs, parallel_reads=False).parallel_reads is False
+        on_vfs.close()
+
+
+def test_parallel_reads_read_each_level_at_once(insurance: Any) -> None:
+    store = ReadSpy(insurance.root)
+    api = GraphQLAPI(store, parallel_reads=True)
+    expected = GraphQLAPI(insurance.store, parallel_reads=False).execute(
+        CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]}
+    )
+    threads = []
+    for _ in range(2):
+        meet_per_level(store)
+        store.reads.clear()
+        result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
+        assert result == expected and "errors" not in result
+        assert not store.meet  # every shard of both levels met its level's others
+        by_shard = {shard: thread for shard, thread, _, _ in store.reads}
+        assert sorted(by_shard) == sorted(s for level in LEVELS for s in level)
+        for level in LEVELS:
+            assert len({by_shard[s] for s in level}) == len(level)  # a thread per shard
+        assert threading.get_ident() not in by_shard.values()
+        threads.append(by_shard)
+    assert threads[0] == threads[1]  # the same thread (and its warm connection) keeps its shard
+    api.close()
+    store.close()
+
+
+def test_parallel_reads_overlap_under_the_efs_model(insurance: Any) -> None:
+    variables = {"id": insurance.ids[insurance.claim]}
+    with EFSModel(f"efs-test-parallel-{uuid.uuid4().hex[:8]}", profile="elastic", sleep=True) as model:
+        store = ReadSpy(insurance.root, vfs=model.name)
+        plain = ShardStore(insurance.root, vfs=model.name)
+        parallel, sequential = GraphQLAPI(store), GraphQLAPI(plain, parallel_reads=False)
+        assert parallel.parallel_reads
+        expected = sequential.execute(CLAIM_WITH_PARTIES, variables)
+        meet_per_level(store)
+        assert parallel.execute(CLAIM_WITH_PARTIES, variables) == expected  # warm: connections open
+        with model.accounting() as one_by_one:
+            assert sequential.execute(CLAIM_WITH_PARTIES, variables) == expected
+        meet_per_level(store)
+        store.reads.clear()
+        with model.accounting() as at_once:
+            assert parallel.execute(CLAIM_WITH_PARTIES, variables) == expected
+        # the same file-system operations (one lock cycle per shard per level, no open) ...
+        assert at_once.counts == one_by_one.counts
+        assert at_once.counts["open"] == 0 and at_once.counts["lock"] == sum(map(len, LEVELS))
+        # ... made on a thread per shard, the reads of a level overlapping
+        for level in LEVELS:
+            starts = [min(r[2] for r in store.reads if r[0] == shard) for shard in level]
+            ends = [max(r[3] for r in store.reads if r[0] == shard) for shard in level]
+            assert max(starts) < min(ends)
+        parallel.close()
+        store.close()
+        plain.close()
+
+
+def test_parallel_reads_survive_a_fork(insurance: Any) -> None:
+    api = GraphQLAPI(insurance.store, parallel_reads=True)
+    expected = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})  # threads started
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its parent's reader threads do not exist here
+        try:
+            result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
+            os.write(write_end, b"same" if result == expected else repr(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + 30
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("a request in a forked child hung")
+        time.sleep(0.01)
+    with os.fdopen(read_end, "rb") as answer:
+        assert answer.read() == b"same"
+    api.close()
+
+
 # -- documents and limits ------------------------------------------------------------------------
 
 
@@ -565,12 +758,15 @@ def test_mutations_can_be_refused(api: GraphQLAPI) -> None:
     assert api.execute("{ __typename }", allow_mutations=False) == {"data": {"__typename": "Query"}}
 
 
-def test_unexpected_errors_are_masked_and_logged(insurance: Any, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("parallel_reads", [False, True])
+def test_unexpected_errors_are_masked_and_logged(
+    insurance: Any, caplog: pytest.LogCaptureFixture, parallel_reads: bool
+) -> None:
     class BrokenStore(ShardStore):
         def get_many(self, shard: str, uids: Any) -> dict[int, Any]:
             raise RuntimeError(f"disk on fire at {self.root}/secret")
 
-    api = GraphQLAPI(BrokenStore(insurance.root))
+    api = GraphQLAPI(BrokenStore(insurance.root), parallel_reads=parallel_reads)
     with caplog.at_level(logging.ERROR, logger="efs_sqlite.graphql"):
         result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
     assert result["data"] == {"claim": None}
