@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from efs_sqlite.aws import function_url_event
 from efs_sqlite.efs import EFSModel
 from efs_sqlite.graphql import GraphQLAPI
 from efs_sqlite.store import Ref, ShardStore
@@ -104,43 +105,6 @@ def build_store(root: Path, claims: int) -> list[int]:
         for shard, rows in lists.items():
             store.bulk_lists(shard, rows)
     return claim_ids
-
-
-def function_url_event(body: dict[str, Any]) -> dict[str, Any]:
-    """A Lambda Function URL invocation (payload format 2.0)."""
-    domain = "k3x7onmpmakxqs6xdlkpdl3bzq0ozvxr.lambda-url.us-east-1.on.aws"
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/graphql",
-        "rawQueryString": "",
-        "headers": {
-            "content-type": "application/json",
-            "host": domain,
-            "x-forwarded-for": "203.0.113.7",
-            "x-forwarded-proto": "https",
-        },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": domain.split(".")[0],
-            "domainName": domain,
-            "domainPrefix": domain.split(".")[0],
-            "http": {
-                "method": "POST",
-                "path": "/graphql",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
-                "userAgent": "bench",
-            },
-            "requestId": "bench",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "28/Nov/2026:06:00:00 +0000",
-            "timeEpoch": 1795759200000,
-        },
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
 
 
 class _Context:

@@ -20,8 +20,9 @@ from typing import Any
 
 import diskcache
 
-from benchmarks.bench_graphql import HANDLER, function_url_event
+from benchmarks.bench_graphql import HANDLER
 from benchmarks.report import spread
+from efs_sqlite.aws import function_url_event
 from efs_sqlite.experiments import BENCHMARK_QUERY, benchmark_graph, graphql_request_ops
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import generate

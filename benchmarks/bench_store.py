@@ -15,12 +15,13 @@ Run on its own with ``python benchmarks/bench_store.py [--rows 100000] [--repeat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -101,21 +102,36 @@ def _sqlite3(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _filled_store(root: Path, rows: list[tuple[int, str]]) -> ShardStore:
-    store = ShardStore(root)
-    store.bulk_insert(_SHARD, rows)
-    return store
+class _Filled(NamedTuple):
+    """A filled shard's ids, and the store and raw connections that read it."""
+
+    ids: list[int]
+    store: ShardStore
+    raw: apsw.Connection
+    std: sqlite3.Connection
+
+
+@contextlib.contextmanager
+def _filled(rows: int, root: Path | None) -> Iterator[_Filled]:
+    """A store in a temporary folder whose shard holds ``rows`` rows, with a raw apsw and a
+    sqlite3 connection to the same file; all closed (and the folder removed) at the end."""
+    with tempfile.TemporaryDirectory(dir=root) as tmp, contextlib.ExitStack() as stack:
+        ids = _ids(rows)
+        store = stack.enter_context(ShardStore(Path(tmp)))
+        store.bulk_insert(_SHARD, _rows(ids))
+        path = store.path(_SHARD)
+        raw = _apsw(path)
+        stack.callback(raw.close)
+        std = _sqlite3(path)
+        stack.callback(std.close)
+        yield _Filled(ids, store, raw, std)
 
 
 def bench_get_many(
     rows: int = 100_000, batch: int = 1_000, repeats: int = 21, root: Path | None = None
 ) -> dict[str, Any]:
     """Median µs per id of ``get_many`` of ``batch`` ids, against the fastest raw apsw way."""
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        ids = _ids(rows)
-        store = _filled_store(Path(tmp), _rows(ids))
-        path = store.path(_SHARD)
-        raw, std = _apsw(path), _sqlite3(path)
+    with _filled(rows, root) as (ids, store, raw, std):
         rng = random.Random(2)
         present = set(ids)
         absent = [uid + 1 for uid in rng.sample(ids, batch // 10) if uid + 1 not in present]
@@ -137,9 +153,6 @@ def bench_get_many(
             assert fetch(batches[0]) == expected, name  # same answer, and warms the cache
             prepare[name] = _each_batch(fetch, batches)
         times = _interleaved(prepare, repeats)
-        store.close()
-        raw.close()
-        std.close()
     us = {name: (t.wall / batch * 1e6, t.cpu / batch * 1e6) for name, t in times.items()}
     raw_best = min(us[name] for name in us if name.startswith("apsw"))
     return {
@@ -229,11 +242,7 @@ def bench_get(
     rows: int = 100_000, calls: int = 2_000, repeats: int = 21, root: Path | None = None
 ) -> dict[str, Any]:
     """Median µs per warm point read (one autocommit statement each)."""
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        ids = _ids(rows)
-        store = _filled_store(Path(tmp), _rows(ids))
-        path = store.path(_SHARD)
-        raw, std = _apsw(path), _sqlite3(path)
+    with _filled(rows, root) as (ids, store, raw, std):
         sample = random.Random(3).choices(ids, k=calls)
         sql = "SELECT value FROM items WHERE uid = ?"
 
@@ -256,9 +265,6 @@ def bench_get(
         for run in runs.values():
             run()  # warm
         times = _interleaved({name: lambda r=run: r for name, run in runs.items()}, repeats)
-        store.close()
-        raw.close()
-        std.close()
     us = {name: (t.wall / calls * 1e6, t.cpu / calls * 1e6) for name, t in times.items()}
     return {
         "calls": calls,

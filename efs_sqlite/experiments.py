@@ -839,6 +839,27 @@ def _case(workload: str, journal_mode: str, locking: str, cold: bool, repeats: i
     }
 
 
+def _shard_calls(ops: Ops) -> dict[str, Counter[str]]:
+    """The VFS calls per shard file (journals and temp files left out)."""
+    return {k: v for k, v in ops.by_file.items() if k.endswith(".sqlite")}
+
+
+def _ops_columns(ops: Ops) -> Row:
+    """The operation columns every measured row carries, from one accounting scope."""
+    return {
+        "ops_total": sum(ops.counts.values()),
+        "nfs_requests": sum(ops.requests.values()),
+        "db_opens": sum(v.get("open", 0) for v in _shard_calls(ops).values()),
+        "lock_requests": ops.requests["lock"] + ops.requests["unlock"],
+        "metadata_read_ops": ops.metadata_read_ops,
+        "metadata_write_ops": ops.metadata_write_ops,
+        "data_read_ops": ops.data_read_ops,
+        "data_write_ops": ops.data_write_ops,
+        "data_read_bytes": ops.data_read_bytes,
+        "data_write_bytes": ops.data_write_bytes,
+    }
+
+
 def _case_rows(
     ops: Ops,
     case: Row,
@@ -849,24 +870,14 @@ def _case_rows(
     extra: Row | None = None,
 ) -> list[Row]:
     """One row per profile for one measured case: ``case``'s columns, then latency, ops, costs."""
-    d = ops.as_dict()
-    shards = {k: v for k, v in d["by_file"].items() if k.endswith(".sqlite")}
+    shards = _shard_calls(ops)
     profile = request_profile(ops, dynamodb=dynamodb)
     usd = cost_per_million(profile, atomic=atomic)
     tail = {
         "shards_touched": len(shards),
         "max_lock_calls_per_shard": max((v.get("lock", 0) for v in shards.values()), default=0),
-        "db_opens": sum(v.get("open", 0) for v in shards.values()),
         **{f"op_{kind}": ops.counts[kind] for kind in OP_KINDS},
-        "ops_total": sum(ops.counts.values()),
-        "nfs_requests": sum(ops.requests.values()),
-        "lock_requests": ops.requests["lock"] + ops.requests["unlock"],
-        "metadata_read_ops": ops.metadata_read_ops,
-        "metadata_write_ops": ops.metadata_write_ops,
-        "data_read_ops": ops.data_read_ops,
-        "data_write_ops": ops.data_write_ops,
-        "data_read_bytes": ops.data_read_bytes,
-        "data_write_bytes": ops.data_write_bytes,
+        **_ops_columns(ops),
         "bytes_read": ops.bytes["read"],
         "bytes_written": ops.bytes["write"],
         **{f"usd_per_million_{key}": usd[key] for key in COST_KEYS},
@@ -914,8 +925,8 @@ def run_workloads(
     Columns: ``workload``, ``journal_mode``, ``locking``, ``what_if``, ``cold``, ``repeats``,
     ``profile``, ``latency_ms`` (modelled under ``profile``: the sum of the round trips, no
     wall-clock), ``shards_touched``, ``max_lock_calls_per_shard`` (a read transaction makes one,
-    a commit three), ``db_opens`` (shard files opened: journals not included), ``op_<kind>``
-    (VFS calls, :data:`OP_KINDS`), ``ops_total``, ``nfs_requests``, ``lock_requests`` (LOCK/LOCKU
+    a commit three), ``op_<kind>`` (VFS calls, :data:`OP_KINDS`), ``ops_total``, ``nfs_requests``,
+    ``db_opens`` (shard files opened: journals not included), ``lock_requests`` (LOCK/LOCKU
     round trips), ``metadata_read_ops``, ``metadata_write_ops``, ``data_read_ops``,
     ``data_write_ops``, ``data_read_bytes``/``data_write_bytes`` (of EFS data requests),
     ``bytes_read``/``bytes_written`` (every file, local temporary files included),
@@ -1371,7 +1382,6 @@ def query_mix(
             counted.items_read = counted.items_written = 0
             with model.accounting() as ops:
                 run(api, kind, variables)
-            shards = {k: v for k, v in ops.by_file.items() if k.endswith(".sqlite")}
             calls = MIX_DYNAMODB_ROUNDS[kind]
             rows.append(
                 {
@@ -1379,16 +1389,7 @@ def query_mix(
                     "kind": kind,
                     "local_ms": round(local[i] * 1000, 3),
                     "compute_ms": round(compute[i] * 1000, 3),
-                    "ops_total": sum(ops.counts.values()),
-                    "nfs_requests": sum(ops.requests.values()),
-                    "db_opens": sum(v.get("open", 0) for v in shards.values()),
-                    "lock_requests": ops.requests["lock"] + ops.requests["unlock"],
-                    "metadata_read_ops": ops.metadata_read_ops,
-                    "metadata_write_ops": ops.metadata_write_ops,
-                    "data_read_ops": ops.data_read_ops,
-                    "data_write_ops": ops.data_write_ops,
-                    "data_read_bytes": ops.data_read_bytes,
-                    "data_write_bytes": ops.data_write_bytes,
+                    **_ops_columns(ops),
                     **{f"efs_{p}_ms": round((compute[i] + ops.latency_s(p)) * 1000, 3) for p in profiles},
                     "dynamodb_items_read": counted.items_read,
                     "dynamodb_items_written": counted.items_written,
