@@ -8,11 +8,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench lint install clean
 
+# Installs into .venv once (again when pyproject.toml changes). The last step tells git the .gitattributes
+# filter that strips notebook outputs on commit (skipped outside a git checkout).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	-git rev-parse --git-dir >/dev/null 2>&1 && $(BIN)/nbstripout --install
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -161,7 +161,7 @@ def test_zip_holds_the_package_and_dependencies_but_not_boto3(
     assert {p.relative_to(project_snapshot).as_posix() for p in sources} <= set(names)
     assert set(lambda_zip.handlers) == {"graphql", "loader"}
     tops = {n.split("/")[0] for n in names}
-    for dependency in ("apsw", "graphene", "graphql", "mangum", "starlette", "aiodataloader", "tqdm"):
+    for dependency in ("apsw", "graphene", "graphql", "mangum", "starlette", "tqdm"):
         assert dependency in tops, dependency
     # apsw's extension built for the Lambda runtime, not for this interpreter.
     assert any(re.fullmatch(r"apsw/__init__\.cpython-313-x86_64-linux-gnu\.so", n) for n in names)
