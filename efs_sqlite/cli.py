@@ -223,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("load", help="load a data set folder or a .jsonl(.gz) file into a store")
     p.add_argument("--root", required=True, help="the store's root folder")
     p.add_argument("path", help="a data set folder (with manifest.json) or a .jsonl / .jsonl.gz file")
-    p.add_argument("--threads", type=int, help="worker threads (default: one per shard)")
+    p.add_argument(
+        "--threads", type=int, help="writer threads (default: 1 on local disk, one per shard on NFS/EFS)"
+    )
     p.add_argument("--batch", type=int, help="rows per commit (default: the loader's, 10000)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_load)

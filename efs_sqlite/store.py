@@ -55,13 +55,12 @@ import math
 import os
 import re
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from itertools import chain, repeat
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,6 +74,7 @@ __all__ = [
     "ShardStore",
     "StoreBusy",
     "StoreError",
+    "Transaction",
     "UIDCollision",
     "WriteBatch",
     "is_network_filesystem",
@@ -108,17 +108,10 @@ _DATETIME_US = (
     (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICRO,
 )
 
-#: The model kinds :meth:`ShardStore.bulk_insert_stored` takes, and the Python type of their stored
-#: form (see :func:`stored_form`). Floats and bools go through ``bulk_insert``: a NaN float is
-#: stored under a kind tag of its own, so a float's tag is not the field's alone.
-STORED_KINDS: dict[str, type] = {
-    "str": str,
-    "int": int,
-    "bytes": bytes,
-    "ref": int,
-    "datetime": int,
-    "decimal": str,
-}
+#: The model kinds :meth:`ShardStore.bulk_insert_stored` takes (their stored forms: see
+#: :func:`stored_form`). Floats and bools go through ``bulk_insert``: a NaN float is stored under a
+#: kind tag of its own, so a float's tag is not the field's alone.
+STORED_KINDS = ("str", "int", "bytes", "ref", "datetime", "decimal")
 _STORED_TAGS = {
     "str": _PLAIN,
     "int": _PLAIN,
@@ -275,44 +268,56 @@ def stored_form(kind: str, value: Any) -> Any:
     tag = _stored_tag(kind)
     if value is None:
         return None
+    if tag == _REF and type(value) is int:
+        value = Ref(value)  # a plain int is an id too: a ref shard's tag comes from its kind
     stored, got = _encode(value)
-    # A plain int is a valid id: the tag of a ref shard comes from its kind, not the Python type.
-    if (got != tag and not (got == _PLAIN and tag == _REF)) or type(stored) is not STORED_KINDS[kind]:
+    if got != tag or not _fits(kind, stored):  # not of the kind, or a Decimal NaN or infinity
         raise TypeError(f"{value!r:.80} is not a {kind} value")
     return stored
 
 
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+#: The test a value bound as ``?2`` must pass to be stored as each kind. SQLite runs it while it
+#: binds the row, so a batch is checked at no Python cost; :func:`_refused` words a refusal. A
+#: decimal is a JSON number: what ``str()`` of a finite Decimal is, and what ``Decimal()`` reads.
+_STORED_SQL = {
+    "str": "typeof(?2) = 'text'",
+    "int": "typeof(?2) = 'integer'",
+    "ref": "typeof(?2) = 'integer'",
+    "bytes": "typeof(?2) = 'blob'",
+    "datetime": f"typeof(?2) = 'integer' AND ?2 BETWEEN {_DATETIME_US[0]} AND {_DATETIME_US[1]}",
+    "decimal": "typeof(?2) = 'text' AND json_valid(?2) AND ?2 NOT GLOB '*[^0-9.eE+-]*'",
+}
+_STORED_FORMS = {
+    "str": "a str",
+    "int": "an int",
+    "ref": "an int",
+    "bytes": "bytes",
+    "datetime": "an int (microseconds, years 1-9999)",
+    "decimal": "the text of a finite number",
+}
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
-def _check_stored(kind: str, uids: Sequence[int], values: Sequence[Any]) -> int:
-    """The tag of ``kind`` once every id is an int64 and every value of ``kind``'s stored form, one
-    that reads back (C loops over the columns: a few percent of an insert's cost)."""
-    tag = _stored_tag(kind)
-    if not uids:
-        return tag
-    if set(map(type, uids)) != {int} or min(uids) < _INT64[0] or max(uids) > _INT64[1]:
-        bad = next(u for u in uids if type(u) is not int or not _INT64[0] <= u <= _INT64[1])
-        raise ValueError(f"id {bad!r:.40} is not a signed 64-bit integer")
-    expected = STORED_KINDS[kind]
-    types = set(map(type, values))
-    if not types <= {expected, type(None)}:
-        bad = next(v for v in values if v is not None and type(v) is not expected)
-        raise TypeError(f"a stored {kind} value is {expected.__name__} or None, not {bad!r:.60}")
-    present = [v for v in values if v is not None] if type(None) in types else values
-    if not present:
-        return tag
-    if expected is int:
-        low, high = _DATETIME_US if kind == "datetime" else _INT64
-        if min(present) < low or max(present) > high:
-            bad = next(v for v in present if not low <= v <= high)
-            raise ValueError(f"{bad} is out of range for a stored {kind}")
-    elif kind == "decimal":
-        try:
-            deque(map(Decimal, present), maxlen=0)
-        except InvalidOperation:
-            raise ValueError(f"a stored decimal is the text of a number; got {present!r:.100}") from None
-    return tag
+def _fits(kind: str, value: Any) -> bool:
+    """Whether ``value`` passes ``_STORED_SQL[kind]`` (SQLite binds a bool as an integer)."""
+    if value is None:
+        return True
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bytes":
+        return isinstance(value, bytes | bytearray | memoryview)
+    if kind == "decimal":
+        return isinstance(value, str) and _JSON_NUMBER.fullmatch(value) is not None
+    if kind == "datetime":
+        return isinstance(value, int) and _DATETIME_US[0] <= value <= _DATETIME_US[1]
+    return isinstance(value, int)
+
+
+def _refused(kind: str, values: Sequence[Any]) -> None:
+    """Raise for the first value that SQLite refused to store as ``kind``."""
+    for value in values:
+        if not _fits(kind, value):
+            raise TypeError(f"a stored {kind} value is {_STORED_FORMS[kind]} or None, not {value!r:.60}")
 
 
 def _decode(value: Any, kind: int) -> Any:
@@ -400,12 +405,52 @@ def _check_uid(uid: Any) -> int:
     return int(uid)
 
 
-def _check_refs(refs: Iterable[int]) -> list[int]:
-    ids = list(refs)
-    # A list of plain ints (every list a load writes) is checked at C speed, not per entry.
+def _check_ids(ids: list[Any]) -> list[int]:
+    """``ids`` itself if every one is a plain 64-bit int (checked by C loops over the list, not a
+    call per id: every list a load writes), else a checked copy (``ValueError`` for a non-id)."""
     if ids and (set(map(type, ids)) != {int} or min(ids) < _INT64[0] or max(ids) > _INT64[1]):
         return [_check_uid(r) for r in ids]
     return ids
+
+
+def _check_refs(refs: Iterable[int]) -> list[int]:
+    return _check_ids(list(refs))  # a copy: the caller's list may change before the commit
+
+
+class Transaction:
+    """A write transaction on one shard, from :meth:`ShardStore.transaction`."""
+
+    def __init__(self, store: ShardStore, shard: str) -> None:
+        store._check_not_reading()
+        conn = store._conn(shard, create=True)
+        assert conn is not None
+        self.store, self.shard, self._conn = store, shard, conn
+        with _busy(store, shard):
+            conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        """Keep the writes made in the transaction (if the commit fails, none of them)."""
+        try:
+            with _busy(self.store, self.shard):
+                self._conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rollback(self) -> None:
+        """Drop the writes made in the transaction."""
+        with contextlib.suppress(apsw.Error):  # a failed connection keeps the error that failed it
+            if not self._conn.getautocommit():
+                self._conn.execute("ROLLBACK")
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.rollback()
 
 
 class _Local(threading.local):
@@ -520,7 +565,7 @@ class ShardStore:
                 conn = self._open(path, create)
             st.conns[shard] = conn
         if create and shard not in st.ready:
-            with _busy(self, shard):
+            with _busy(self, shard), conn:  # both tables in one commit: half the round trips on EFS
                 conn.execute(_SCHEMA.format(s="main"))
             st.ready.add(shard)
         return conn
@@ -678,6 +723,29 @@ class ShardStore:
         if batch.ops:
             self._commit(batch.ops)
 
+    def transaction(self, shard: str) -> Transaction:
+        """Begin one write transaction on ``shard`` that this thread's bulk writes to it
+        (:meth:`bulk_insert`, :meth:`bulk_insert_stored`, :meth:`bulk_lists`) join until it commits:
+        a loader's batch, written a chunk at a time. As a ``with`` block it commits at the end, or
+        keeps none of the writes if the block raises.
+
+        >>> import tempfile
+        >>> store = ShardStore(tempfile.mkdtemp())
+        >>> with store.transaction("party_identifier"):
+        ...     store.bulk_insert_stored("party_identifier", "int", [1, 2], [10, 20])
+        ...     store.bulk_insert_stored("party_identifier", "int", [3], [30])
+        2
+        1
+        >>> tx = store.transaction("party_identifier")
+        >>> store.bulk_insert_stored("party_identifier", "int", [4], [40])
+        1
+        >>> tx.rollback()
+        >>> store.count("party_identifier")
+        3
+        >>> store.close()
+        """
+        return Transaction(self, shard)
+
     def _check_not_reading(self) -> None:
         if self._state().reading is not None:
             raise StoreError("cannot write inside store.read(): end the read block first")
@@ -827,8 +895,9 @@ class ShardStore:
         load's fast path. Columns, the way a loader holds them, so no tuple is made per row.
 
         Every row gets the kind tag of ``kind`` (``None`` is stored as a missing value), never one
-        the caller picks; the ids and values are checked to have ``kind``'s stored form, so every
-        value reads back as a ``kind``, and are then bound as they are, without a Python call per row.
+        the caller picks. The ids must be 64-bit ints (else ``ValueError``); SQLite checks each value
+        as it binds it (so every value reads back as a ``kind``): one that is not of ``kind``'s stored
+        form fails the batch with a ``TypeError`` naming it, and nothing is written.
 
         >>> import tempfile
         >>> store = ShardStore(tempfile.mkdtemp())
@@ -839,24 +908,31 @@ class ShardStore:
         >>> store.bulk_insert_stored("claim_timestamp", "datetime", [3], ["1970-01-01"])
         Traceback (most recent call last):
         ...
-        TypeError: a stored datetime value is int or None, not '1970-01-01'
+        TypeError: a stored datetime value is an int (microseconds, years 1-9999) or None, not '1970-01-01'
         >>> store.close()
         """
         verb = _verb(on_conflict)
-        uids = uids if isinstance(uids, list | tuple) else list(uids)
+        uids = _check_ids(uids if isinstance(uids, list) else list(uids))
         values = values if isinstance(values, list | tuple) else list(values)
         if len(uids) != len(values):
             raise ValueError(f"{len(uids)} ids but {len(values)} values")
-        tag = _check_stored(kind, uids, values)
+        tag = _stored_tag(kind)
+
+        def refused() -> None:
+            _refused(kind, values)
 
         def check(conn: apsw.Connection, written: int) -> None:
-            if written < len(uids):
-                tags = [_PLAIN if v is None else tag for v in values]
-                self._refuse_different(conn, shard, list(zip(uids, values, tags, strict=True)))
+            if written < len(uids):  # rows refused (then this raises), or ids already present
+                refused()
+                if on_conflict == "skip_equal":
+                    tags = [_PLAIN if v is None else tag for v in values]
+                    self._refuse_different(conn, shard, list(zip(uids, values, tags, strict=True)))
 
-        sql = f"{verb} INTO items VALUES (?1, ?2, iif(?2 IS NULL, {_PLAIN}, {tag}))"
+        # A value that fails the check gets a NULL tag, which the NOT NULL constraint refuses.
+        guard = f"CASE WHEN {_STORED_SQL[kind]} THEN {tag} WHEN ?2 IS NULL THEN {_PLAIN} END"
+        sql = f"{verb} INTO items VALUES (?1, ?2, {guard})"
         # zip() hands executemany one reused tuple: nothing per row for the garbage collector.
-        return self._insert_items(shard, sql, zip(uids, values, strict=True), on_conflict, check)
+        return self._insert_items(shard, sql, zip(uids, values, strict=True), on_conflict, check, refused)
 
     def _insert_items(
         self,
@@ -865,9 +941,11 @@ class ShardStore:
         rows: Iterable[tuple[Any, ...]],
         on_conflict: str,
         check: Callable[[apsw.Connection, int], None] | None = None,
+        refused: Callable[[], None] | None = None,
     ) -> int:
         """Run one bulk ``INSERT`` of ``rows`` (``uid`` first) in one transaction; ``check(conn,
-        written)`` runs inside it, before the commit (``skip_equal``'s comparison)."""
+        written)`` runs inside it, before the commit (``skip_equal``'s comparison); ``refused()``
+        raises the error for a row the NOT NULL constraint refused."""
         conn = self._conn(shard, create=True)
         assert conn is not None
         last = [0]
@@ -886,7 +964,9 @@ class ShardStore:
                     written = conn.total_changes() - before
                     if check is not None:
                         check(conn, written)
-            except apsw.ConstraintError:
+            except apsw.ConstraintError as exc:
+                if refused is not None and exc.extendedresult == apsw.SQLITE_CONSTRAINT_NOTNULL:
+                    refused()
                 raise UIDCollision(shard, last[0]) from None
         return written
 
@@ -905,32 +985,84 @@ class ShardStore:
             if held[uid] != (value, kind):
                 raise UIDCollision(shard, uid, row=n, held=_decode(*held[uid]), value=_decode(value, kind))
 
-    def bulk_lists(self, shard: str, rows: Iterable[tuple[int, Sequence[int]]]) -> int:
-        """Set whole reference lists (``(uid, refs)`` rows; of two for one id the later wins) in one
-        transaction; idempotent. Returns the entries written."""
+    def bulk_lists(
+        self,
+        shard: str,
+        rows: Iterable[tuple[int, Sequence[int]]],
+        *,
+        on_conflict: Literal["replace", "skip_equal"] = "replace",
+    ) -> int:
+        """Set whole reference lists (``(uid, refs)`` rows) in one transaction; return lists written.
+
+        ``"replace"`` sets each list whatever was there (of two rows for one id the later wins), so
+        it is idempotent. ``"skip_equal"`` skips a list that is already there with the same entries
+        and, for an id that holds another list (or two rows of one id with different lists), raises
+        :class:`UIDCollision` naming a row of that id, and writes nothing.
+        """
+        if on_conflict not in ("replace", "skip_equal"):
+            raise ValueError(f"on_conflict must be replace or skip_equal, not {on_conflict!r:.40}")
         conn = self._conn(shard, create=True)
         assert conn is not None
-        pairs = rows if isinstance(rows, list) else list(rows)
-        lists = dict(
-            zip(_check_refs(map(_FIRST, pairs)), (list(refs) for refs in map(_SECOND, pairs)), strict=True)
-        )
-        uids, lengths = list(lists), list(map(len, lists.values()))
-        # Every entry of every list checked and bound by C loops: (uid, pos, ref), pos = 0 .. n-1.
-        entries = _check_refs(chain.from_iterable(lists.values()))
+        ids: list[Any] = []
+        lists: list[list[int]] = []
+        # No tuple or copy per row (from a zip() of columns): bursts of new containers would set
+        # off the garbage collector, whose full passes cost as much as everything the process holds.
+        for uid, refs in rows:
+            ids.append(uid)
+            lists.append(refs if type(refs) is list else list(refs))
+        uids = _check_ids(ids)
+        _check_refs(chain.from_iterable(lists))  # every entry an id (C loops over the batch's entries)
+        row_of = dict(zip(uids, range(len(uids)), strict=True))  # an id's last row
+        if len(row_of) < len(uids) and on_conflict == "skip_equal":
+            first: dict[int, int] = {}
+            for n, uid in enumerate(uids):
+                k = first.setdefault(uid, n)
+                if lists[k] != lists[n]:
+                    raise UIDCollision(shard, uid, row=n, held=lists[k], value=lists[n])
         with _busy(self, shard), conn:
-            conn.execute(
-                "DELETE FROM refs WHERE uid IN (SELECT value FROM json_each(?))", (json.dumps(uids),)
-            )
+            if on_conflict == "replace":
+                conn.execute(
+                    "DELETE FROM refs WHERE uid IN (SELECT value FROM json_each(?))",
+                    (json.dumps(list(row_of)),),
+                )
+            else:
+                for uid, held in self._lists_held(conn, list(row_of)).items():
+                    n = row_of.pop(uid)
+                    if held != lists[n]:
+                        raise UIDCollision(shard, uid, row=n, held=held, value=lists[n])
+            # Every entry of every list bound by C iterators, one reused tuple: (uid, pos, ref) with
+            # pos = 0 .. n-1; no Python call per entry.
+            new = list(map(lists.__getitem__, row_of.values()))
+            lengths = list(map(len, new))
             conn.executemany(
                 "INSERT INTO refs VALUES (?, ?, ?)",
                 zip(
-                    chain.from_iterable(map(repeat, uids, lengths)),
+                    chain.from_iterable(map(repeat, row_of, lengths)),
                     chain.from_iterable(map(range, lengths)),
-                    entries,
+                    chain.from_iterable(new),
                     strict=True,
                 ),
             )
-        return len(entries)
+        return len(row_of)
+
+    @staticmethod
+    def _lists_held(conn: apsw.Connection, uids: list[int]) -> dict[int, list[int]]:
+        """The lists already there among those of ``uids``: one seek per id, then their entries."""
+        held: dict[int, list[int]] = {}
+        if not uids:
+            return held
+        # A new load's batch finds nothing in its id range: one seek, not one per list.
+        probe = "SELECT 1 FROM refs WHERE uid BETWEEN ? AND ? LIMIT 1"
+        if not conn.execute(probe, (min(uids), max(uids))).fetchall():
+            return held
+        for uid, ref in conn.execute(
+            "SELECT r.uid, r.ref FROM (SELECT value AS uid FROM json_each(?1)"
+            " WHERE EXISTS (SELECT 1 FROM refs WHERE refs.uid = value)) j JOIN refs r ON r.uid = j.uid"
+            " ORDER BY r.uid, r.pos",
+            (json.dumps(uids),),
+        ):
+            held.setdefault(uid, []).append(ref)
+        return held
 
     # -- maintenance -----------------------------------------------------------------------------
 
@@ -1008,6 +1140,23 @@ class ShardStore:
             if conn in self._all:
                 self._all.remove(conn)
         conn.close()
+
+    def close_thread(self) -> None:
+        """Close the connections this thread opened, now: a worker thread about to end. Threads
+        then close theirs at the same time (on EFS each close is a round trip), where :meth:`close`
+        closes them one after another. One that fails to close is left for :meth:`close` to report."""
+        st = self._state()
+        conns = [*st.conns.values(), *st.groups.values()]
+        st.conns.clear()
+        st.groups.clear()
+        st.ready.clear()
+        for conn in conns:
+            try:
+                conn.close()
+            except apsw.Error:
+                continue
+            with self._all_lock:
+                self._all.remove(conn)
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""

@@ -7,16 +7,17 @@ import itertools
 import json
 import threading
 import tracemalloc
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 from efs_sqlite import cli
 from efs_sqlite.data import generate_dataset, generate_records, read_manifest, read_records
-from efs_sqlite.loader import LoadError, RecordError, _assign, load, load_path, validate_record
+from efs_sqlite.loader import LOCAL_THREADS, LoadError, RecordError, load, load_path, validate_record
 from efs_sqlite.model import INSURANCE
 from efs_sqlite.store import ShardStore
 
@@ -81,7 +82,7 @@ def test_load_reads_back_and_matches_the_manifest(store: ShardStore, dataset: Pa
     summary = load_path(store, dataset, progress=False)
     assert summary.records == manifest["records"] and summary.skipped == 0
     assert summary.shards == {s: v["records"] for s, v in manifest["shards"].items()}
-    assert summary.threads == len(INSURANCE.shards()) and summary.records_per_s > 0
+    assert summary.threads == LOCAL_THREADS and summary.records_per_s > 0  # a local store
     stats = store.stats()
     for shard, counts in manifest["shards"].items():
         entry = stats["shards"][shard]
@@ -148,7 +149,8 @@ def test_two_values_for_one_id_in_one_load_are_refused(store: ShardStore) -> Non
     assert load(store, twice, progress=False).skipped == 1
 
 
-def test_a_failing_worker_stops_the_load_without_hanging(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 4])  # the reader writing, and writer threads
+def test_a_failing_worker_stops_the_load_without_hanging(tmp_path: Path, threads: int) -> None:
     root = tmp_path / "store"
     root.mkdir()
     (root / "transaction_amount.sqlite").write_bytes(b"this is not a database" * 500)
@@ -160,7 +162,7 @@ def test_a_failing_worker_stops_the_load_without_hanging(tmp_path: Path) -> None
             yield {"shard": "transaction_amount", "uid": uid, "value": "1.00"}
 
     with ShardStore(root) as s, pytest.raises(LoadError) as info:
-        run_bounded(lambda: load(s, endless(), batch=50, queue_batches=1, progress=False))
+        run_bounded(lambda: load(s, endless(), threads=threads, batch=50, queue_batches=1, progress=False))
     assert info.value.shard == "transaction_amount"
     assert "transaction_amount" in str(info.value) and "record #" in str(info.value)
     assert "NotADBError" in str(info.value) and info.value.__cause__ is not None
@@ -276,17 +278,70 @@ def test_generated_records_load_from_memory_too(store: ShardStore) -> None:
     assert_reads_back(store, records)
 
 
-def test_shards_are_dealt_so_the_type_shard_has_a_worker_of_its_own() -> None:
-    shards = INSURANCE.shards()
+def stored_rows(store: ShardStore) -> dict[str, tuple[list[Any], list[Any]]]:
+    """Every shard's rows as SQLite holds them (values with their kind tags, list entries)."""
+    out = {}
+    for shard in store.shards():
+        db = apsw.Connection(str(store.path(shard)), flags=apsw.SQLITE_OPEN_READONLY)
+        out[shard] = (
+            db.execute("SELECT uid, value, kind FROM items ORDER BY uid").fetchall(),
+            db.execute("SELECT uid, pos, ref FROM refs ORDER BY uid, pos").fetchall(),
+        )
+        db.close()
+    return out
 
-    def shares(threads: int) -> list[int]:
-        owner = _assign(shards, list(range(threads)))
-        assert set(owner) == set(shards)
-        per_worker = Counter(owner.values())
-        if 1 < threads <= 8:
-            assert per_worker[owner["_type"]] == 1
-        return sorted(per_worker.values())
 
-    assert shares(1) == [15]
-    assert shares(8) == [1] + [2] * 7
-    assert shares(15) == [1] * 15
+#: (shard, the value as the generator writes it, the same value in other shapes Field.coerce takes)
+SHAPES: list[tuple[str, Any, list[Any]]] = [
+    (
+        "claim_timestamp",
+        "2024-01-02T03:04:05Z",
+        ["2024-01-02T04:04:05+01:00", "2024-01-02T03:04:05", "2024-01-02 03:04:05Z"],
+    ),
+    ("party_timestamp", "2019-06-30T23:59:59.250000Z", ["2019-07-01T01:59:59.25+02:00"]),
+    ("transaction_timestamp", "2024-03-01T00:00:00Z", ["2024-03-01", "2024-02-29T19:00:00-05:00"]),
+    ("transaction_amount", "12.50", ["12.5", " 12.50 ", "1.25E1", 12.5, "012.50", "+12.50"]),
+    ("transaction_amount", "-0.07", ["-.07", "-0.070"]),
+    ("claim_identifier", 240000042, ["240000042", 240000042.0]),
+    ("party_claims", [7, 8, 9], [(7, 8, 9)]),
+    ("transaction_claim", 12345, []),
+    ("_type", "Party", []),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_every_record_shape_the_model_takes_is_stored_as_the_model_says(tmp_path: Path, threads: int) -> None:
+    """The per-chunk fast checks (canonical strings, plain ints) store exactly what the slow path,
+    Field.coerce then the store's stored form, stores for the same value in any other shape: each
+    shape fills whole chunks (250 records at batch=1000), so each takes the path it would alone."""
+    canonical, other = [], []
+    for n, (shard, value, shapes) in enumerate(SHAPES):
+        for k in range(250 * max(2, len(shapes))):
+            uid = 10_000 * n + k + 1
+            canonical.append({"shard": shard, "uid": uid, "value": value})
+            shape = shapes[(k // 250) % len(shapes)] if shapes else value
+            other.append({"shard": shard, "uid": uid, "value": shape})
+    with ShardStore(tmp_path / "fast") as fast, ShardStore(tmp_path / "slow") as slow:
+        assert load(fast, canonical, threads=threads, batch=1000, progress=False).records == len(canonical)
+        assert load(slow, other, threads=threads, batch=1000, progress=False).records == len(other)
+        assert stored_rows(fast) == stored_rows(slow)
+        assert_reads_back(fast, canonical)
+        assert_reads_back(slow, other)
+        # And each store takes the other's records as already loaded.
+        assert load(fast, other, threads=threads, progress=False).skipped == len(other)
+
+
+def test_a_stopped_one_writer_load_keeps_only_committed_batches(store: ShardStore) -> None:
+    records = []
+    for uid in range(1, 2_001):
+        records.append({"shard": "transaction_identifier", "uid": uid, "value": f"T{uid}"})
+        records.append({"shard": "transaction_claim", "uid": uid, "value": uid + 10})
+    records.insert(3_001, {"shard": "transaction_claim", "uid": 5_000, "value": "not an id"})
+    with pytest.raises(LoadError, match="node id") as info:
+        run_bounded(lambda: load(store, records, threads=1, batch=1_000, progress=False))
+    assert info.value.index == 3_001
+    # Batches of 1,000 rows were committed as they filled; the ones still open were rolled back.
+    assert store.count("transaction_identifier") == 1_000
+    assert store.count("transaction_claim") == 1_000
+    summary = load(store, [r for r in records if r["uid"] != 5_000], threads=1, progress=False)
+    assert summary.skipped == 2_000 and store.count("transaction_claim") == 2_000
