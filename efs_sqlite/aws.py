@@ -743,6 +743,15 @@ class _Stack:
         assert not self.dry_run, "a dry run reads nothing"
         return getattr(self.client(service), operation)(**params)
 
+    def read_if_found(self, service: str, operation: str, missing: str, **params: Any) -> Any:
+        """:meth:`read`, or None when AWS answers with the error code ``missing`` (no such resource)."""
+        try:
+            return self.read(service, operation, **params)
+        except ClientError as error:
+            if _code(error) == missing:
+                return None
+            raise
+
     def pages(self, service: str, operation: str, key: str, **params: Any) -> list[Any]:
         assert not self.dry_run, "a dry run reads nothing"
         paginator = self.client(service).get_paginator(operation)
@@ -890,12 +899,10 @@ class _Stack:
 
     @_lookup
     def find_role(self) -> dict[str, Any] | None:
-        try:
-            role = self.read("iam", "get_role", RoleName=self.config.role_name)["Role"]
-        except ClientError as error:
-            if _code(error) == "NoSuchEntity":
-                return None
-            raise
+        found = self.read_if_found("iam", "get_role", "NoSuchEntity", RoleName=self.config.role_name)
+        if found is None:
+            return None
+        role = found["Role"]
         tags = self.read("iam", "list_role_tags", RoleName=self.config.role_name)["Tags"]
         if not self.ours(tags):
             raise self.refuse(f"IAM role {self.config.role_name}")
@@ -903,24 +910,20 @@ class _Stack:
 
     @_lookup
     def find_function(self, name: str) -> dict[str, Any] | None:
-        try:
-            function = self.read("lambda", "get_function", FunctionName=name)
-        except ClientError as error:
-            if _code(error) == "ResourceNotFoundException":
-                return None
-            raise
+        function = self.read_if_found(
+            "lambda", "get_function", "ResourceNotFoundException", FunctionName=name
+        )
+        if function is None:
+            return None
         if not self.ours(function.get("Tags")):
             raise self.refuse(f"Lambda function {name}")
         return function
 
     @_lookup
     def find_url(self, function: str) -> dict[str, Any] | None:
-        try:
-            return self.read("lambda", "get_function_url_config", FunctionName=function)
-        except ClientError as error:
-            if _code(error) == "ResourceNotFoundException":
-                return None
-            raise
+        return self.read_if_found(
+            "lambda", "get_function_url_config", "ResourceNotFoundException", FunctionName=function
+        )
 
     @_lookup
     def find_log_group(self, name: str) -> bool | None:
@@ -1040,12 +1043,9 @@ class _Stack:
 
     @_lookup
     def vpc_state(self, vpc_id: str) -> str | None:
-        try:
-            return self.read("ec2", "describe_vpcs", VpcIds=[vpc_id])["Vpcs"][0]["State"]
-        except ClientError as error:
-            if _code(error) == "InvalidVpcID.NotFound":  # not visible yet, moments after creation
-                return None
-            raise
+        # InvalidVpcID.NotFound: not visible yet, moments after creation.
+        found = self.read_if_found("ec2", "describe_vpcs", "InvalidVpcID.NotFound", VpcIds=[vpc_id])
+        return None if found is None else found["Vpcs"][0]["State"]
 
     @_lookup
     def find_all_subnets(self, vpc_id: str) -> list[dict[str, Any]]:
@@ -1150,13 +1150,8 @@ class _Stack:
 
     @_lookup
     def file_system_state(self, fs_id: str) -> str | None:
-        try:
-            found = self.read("efs", "describe_file_systems", FileSystemId=fs_id)["FileSystems"]
-        except ClientError as error:
-            if _code(error) == "FileSystemNotFound":
-                return None
-            raise
-        return found[0]["LifeCycleState"]
+        found = self.read_if_found("efs", "describe_file_systems", "FileSystemNotFound", FileSystemId=fs_id)
+        return None if found is None else found["FileSystems"][0]["LifeCycleState"]
 
     def mount_targets(self, fs_id: str, subnet_ids: Sequence[str], group_id: str) -> None:
         existing = {mt["SubnetId"]: mt["MountTargetId"] for mt in self.find_mount_targets(fs_id) or []}
@@ -1192,13 +1187,10 @@ class _Stack:
 
     @_lookup
     def mount_target_state(self, mt_id: str) -> str | None:
-        try:
-            found = self.read("efs", "describe_mount_targets", MountTargetId=mt_id)
-        except ClientError as error:
-            if _code(error) == "MountTargetNotFound":
-                return None
-            raise
-        return found["MountTargets"][0]["LifeCycleState"]
+        found = self.read_if_found(
+            "efs", "describe_mount_targets", "MountTargetNotFound", MountTargetId=mt_id
+        )
+        return None if found is None else found["MountTargets"][0]["LifeCycleState"]
 
     def access_point(self, fs_id: str) -> dict[str, Any]:
         config = self.config
@@ -1235,13 +1227,10 @@ class _Stack:
 
     @_lookup
     def access_point_state(self, ap_id: str) -> str | None:
-        try:
-            found = self.read("efs", "describe_access_points", AccessPointId=ap_id)
-        except ClientError as error:
-            if _code(error) == "AccessPointNotFound":
-                return None
-            raise
-        return found["AccessPoints"][0]["LifeCycleState"]
+        found = self.read_if_found(
+            "efs", "describe_access_points", "AccessPointNotFound", AccessPointId=ap_id
+        )
+        return None if found is None else found["AccessPoints"][0]["LifeCycleState"]
 
     def role(self, fs_arn: str, ap_arn: str) -> str:
         config = self.config
@@ -1346,12 +1335,11 @@ class _Stack:
 
     @_lookup
     def function_state(self, name: str) -> str | None:
-        try:
-            config = self.read("lambda", "get_function_configuration", FunctionName=name)
-        except ClientError as error:
-            if _code(error) == "ResourceNotFoundException":
-                return None
-            raise
+        config = self.read_if_found(
+            "lambda", "get_function_configuration", "ResourceNotFoundException", FunctionName=name
+        )
+        if config is None:
+            return None
         if config.get("State") == "Failed":
             return f"Failed: {config.get('StateReason')}"
         if config.get("LastUpdateStatus") == "Failed":
@@ -1409,12 +1397,10 @@ class _Stack:
 
     @_lookup
     def public_statements(self, function: str) -> set[str]:
-        try:
-            policy = json.loads(self.read("lambda", "get_policy", FunctionName=function)["Policy"])
-        except ClientError as error:
-            if _code(error) == "ResourceNotFoundException":
-                return set()
-            raise
+        found = self.read_if_found("lambda", "get_policy", "ResourceNotFoundException", FunctionName=function)
+        if found is None:
+            return set()
+        policy = json.loads(found["Policy"])
         return {s.get("Sid") for s in policy.get("Statement", [])} & set(_PUBLIC_STATEMENTS)
 
     # -- lookup of a deployed stack
