@@ -1071,6 +1071,16 @@ class _TracedStore(ShardStore):
             read.found.update(uid for page in pages.values() for uid in page)
         return pages
 
+    def list_window_many(
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
+    ) -> tuple[dict[int, int], dict[int, list[int]]]:
+        ids = list(uids)
+        self.trace_items += len(ids)
+        with self._traced(shard, ids) as read:
+            counts, pages = super().list_window_many(shard, ids, offset, limit)
+            read.found.update(uid for page in pages.values() for uid in page)
+        return counts, pages
+
     @contextlib.contextmanager
     def read(self) -> Iterator[None]:
         with self._traced(None, ()), super().read():
@@ -1257,6 +1267,15 @@ class _ItemCounter(ShardStore):
         pages = super().list_page_many(shard, uids, offset, limit)
         self.items_read += sum(math.ceil(len(p) * _ENTRY_BYTES / 4096) for p in pages.values())
         return pages
+
+    def list_window_many(
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
+    ) -> tuple[dict[int, int], dict[int, list[int]]]:
+        ids = list(uids)
+        self.items_read += len(ids)
+        counts, pages = super().list_window_many(shard, ids, offset, limit)
+        self.items_read += sum(math.ceil(len(p) * _ENTRY_BYTES / 4096) for p in pages.values())
+        return counts, pages
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Any]:

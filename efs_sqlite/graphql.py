@@ -649,7 +649,13 @@ def _fetch_lists(
     store: ShardStore, shard: str, uncounted: list[int], windows: dict[tuple[int, int], list[int]]
 ) -> tuple[dict[int, int], dict[tuple[int, int], dict[int, list[int]]]]:
     """The lengths of the ``uncounted`` lists and the ``(offset, limit)`` windows of lists, from
-    one snapshot: one statement each, in one read transaction."""
+    one snapshot: one statement when one window is read of lists not counted yet (a level's
+    usual case), else one statement each, in one read transaction."""
+    if len(windows) == 1:
+        [(window, group)] = windows.items()
+        if uncounted and set(uncounted) <= set(group):
+            counts, pages = store.list_window_many(shard, group, *window)
+            return {uid: counts[uid] for uid in uncounted}, {window: pages}
     with store.read() if bool(uncounted) + len(windows) > 1 else contextlib.nullcontext():
         counts = store.list_count_many(shard, uncounted) if uncounted else {}
         pages = {window: store.list_page_many(shard, group, *window) for window, group in windows.items()}
