@@ -218,6 +218,8 @@ def encode(uid: int) -> str:
     >>> encode(0), encode(1), encode(MAX_UID)
     ('00000000000', '00000000001', 'AzL8n0Y58m7')
     """
+    if type(uid) is int and 0 <= uid <= MAX_UID:  # the usual case, without _uid's calls
+        return _base62(uid)
     return _base62(_uid(uid))
 
 
