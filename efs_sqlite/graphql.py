@@ -87,12 +87,12 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
 import graphene
 from graphene import relay
-from graphene.relay.connection import connection_adapter, page_info_adapter
+from graphene.relay.connection import page_info_adapter
 from graphene.relay.id_type import BaseGlobalIDType
 from graphene.types.resolver import dict_or_attr_resolver
 from graphql import (
@@ -330,26 +330,56 @@ def _window(args: dict[str, Any]) -> tuple[int, int]:
     return (0 if after is None else cursor_to_offset(after) + 1), args["first"]
 
 
+@lru_cache(maxsize=1024)
+def _page_layout(count: int, args: tuple[tuple[str, Any], ...]) -> tuple[tuple[tuple[int, str], ...], Any]:
+    """The ``(offset, cursor)`` of each edge of the page that ``args`` ask for in a list of
+    ``count`` entries, and its ``PageInfo``: graphql-relay's paging arithmetic, kept for the page
+    shapes seen last (a page's cursors cost more to work out than to read its rows).
+
+    >>> _page_layout(10, (("first", 2), ("after", "YXJyYXljb25uZWN0aW9uOjQ=")))[0]
+    ((5, 'YXJyYXljb25uZWN0aW9uOjU='), (6, 'YXJyYXljb25uZWN0aW9uOjY='))
+    """
+    edges, page_info = connection_from_array_slice(
+        range(count),
+        dict(args),
+        array_length=count,
+        connection_type=lambda edges, pageInfo: (edges, pageInfo),
+        page_info_type=page_info_adapter,
+    )
+    return tuple((edge.node, edge.cursor) for edge in edges), page_info
+
+
 def _offsets(count: int, args: dict[str, Any]) -> list[int]:
-    """The offsets of the page ``args`` ask for in a list of ``count`` entries (graphql-relay's
-    arithmetic, with its plain edge and connection tuples).
+    """The offsets of the page ``args`` ask for in a list of ``count`` entries.
 
     >>> _offsets(10, {"last": 3}), _offsets(10, {"first": 2, "after": "YXJyYXljb25uZWN0aW9uOjQ="})
     ([7, 8, 9], [5, 6])
     """
-    return [edge.node for edge in connection_from_array_slice(range(count), args, array_length=count).edges]
+    return [offset for offset, _ in _page_layout(count, tuple(sorted(args.items())))[0]]
 
 
 def _resolve_list(
     shard: str,
     target: str,
-    connection_type: type[_Connection],
+    connections: Mapping[str, type[_Connection]],
     root: _Node,
     info: GraphQLResolveInfo,
     **args: Any,
-) -> _Connection:
+) -> _PageConnection:
+    return _list_page(shard, target, connections, root, info, _check_page_args(info.context.api.limits, args))
+
+
+def _list_page(
+    shard: str,
+    target: str,
+    connections: Mapping[str, type[_Connection]],
+    root: _Node,
+    info: GraphQLResolveInfo,
+    args: dict[str, Any],
+) -> _PageConnection:
+    """The page of ``root``'s list in ``shard`` that the checked ``args`` ask for."""
     req: _Request = info.context
-    args = _check_page_args(req.api.limits, args)
+    connection_type = connections[target]
     node_nodes = req.node_nodes(info, info.return_type, info.field_nodes)
     edges = bool(node_nodes) or req.selects_edges(info, info.return_type, info.field_nodes)
     page = req.page(shard, root.id, args, connection_type, bool(node_nodes), edges)
@@ -388,9 +418,7 @@ def _output_field(
             lambda: connections[f.target],
             name=f.graphql_name,
             description=description,
-            resolver=lambda root, info, **args: _resolve_list(
-                shard, f.target, connections[f.target], root, info, **args
-            ),
+            resolver=partial(_resolve_list, shard, f.target, connections),
         )
     if f.kind == "ref":
         return graphene.Field(
@@ -641,8 +669,18 @@ class _Edge:
         self.node, self.cursor = node, cursor
 
 
+class _PageConnection:
+    """A page of a list: what the ``<Type>Connection`` fields read (``edges``, ``page_info``,
+    ``total_count``)."""
+
+    __slots__ = ("edges", "page_info", "total_count")
+
+    def __init__(self, edges: list[_Edge], page_info: Any, total_count: int) -> None:
+        self.edges, self.page_info, self.total_count = edges, page_info, total_count
+
+
 class _Page(NamedTuple):
-    connection: _Connection  # graphql-relay's, with each edge's node its offset until filled in
+    connection: _PageConnection  # each edge's node its offset until _resolve_list fills it in
     ids: list[int]  # the node ids of the edges (empty when no node is selected)
 
 
@@ -794,27 +832,18 @@ class _Request:
     ) -> _Page:
         """The page of the list at ``uid`` that ``args`` ask for (built once per request);
         without ``with_edges``, only its ``totalCount``."""
-        key = (shard, uid, connection_type, with_ids, with_edges, *sorted(args.items()))
+        arguments = tuple(sorted(args.items()))
+        key = (shard, uid, connection_type, with_ids, with_edges, arguments)
         page = self.pages.get(key)
         if page is not None:
             return page
         start, limit = _window(args) if with_ids else (0, 0)
         count, rows = self.list_window(shard, (uid, start, limit))
         if not with_edges:  # the offsets and cursors of a page nobody reads are not worked out
-            connection = connection_type(edges=[], page_info=None)
-            connection.total_count = count
-            page = self.pages[key] = _Page(connection, [])
+            page = self.pages[key] = _Page(_PageConnection([], None, count), [])
             return page
-        # graphql-relay does the paging arithmetic over the offsets 0..count-1.
-        connection = connection_from_array_slice(
-            range(count),
-            args,
-            array_length=count,
-            connection_type=partial(connection_adapter, connection_type),
-            edge_type=_Edge,
-            page_info_type=page_info_adapter,
-        )
-        connection.total_count = count
+        layout, page_info = _page_layout(count, arguments)
+        connection = _PageConnection([_Edge(offset, cursor) for offset, cursor in layout], page_info, count)
         ids: list[int] = []
         if with_ids and connection.edges:
             lo, hi = connection.edges[0].node, connection.edges[-1].node + 1
@@ -1136,6 +1165,24 @@ def _resolved(
 
 #: A field of a compiled object: its response key, ``get(execution, parent)`` and how its value is
 #: completed (``None``: ``get`` returns it complete).
+def _list_field(
+    spec: tuple[Any, ...],
+    parent: GraphQLObjectType,
+    field_def: Any,
+    nodes: list[FieldNode],
+    checked: list[dict[str, Any]],
+    ctx: _Execution,
+    source: Any,
+) -> _PageConnection:
+    """A reference list: :func:`_resolve_list` with its arguments checked once per plan (they
+    depend only on the plan's variables) and kept in ``checked``."""
+    if not checked:
+        args = get_argument_values(field_def, nodes[0], ctx.variable_values)
+        checked.append(_check_page_args(ctx.context_value.api.limits, args))
+    info = ctx.build_resolve_info(field_def, nodes, parent, None)  # type: ignore[arg-type]
+    return _list_page(*spec, source, info, checked[0])
+
+
 _Step = tuple[str, Callable[[Any, Any], Any], Callable[[Any, Any], Any] | None]
 
 
@@ -1294,6 +1341,8 @@ class _Execution(ExecutionContext):
                 get = direct.get
             elif isinstance(resolve, partial) and resolve.func is dict_or_attr_resolver:
                 get = partial(_attribute, resolve)  # graphene's default: no info, no arguments
+            elif isinstance(resolve, partial) and resolve.func is _resolve_list:
+                get = partial(_list_field, resolve.args, object_type, field_def, nodes, [])
             elif resolve is not None:
                 get = partial(_resolved, object_type, field_def, nodes)
             else:
