@@ -306,7 +306,9 @@ def efs_section(s: Sizes) -> tuple[dict[str, Any], list[Row]]:
                 targets=targets,
                 note=f"modelled, deterministic: {m['nfs_requests']} NFS requests, {m['db_opens']} opens, "
                 f"{m['shards_touched']} shards in {m['rounds']} dependent rounds, the shards of a round "
-                f"read at once (GraphQLAPI's parallel_reads, on by default on EFS); "
+                f"read at once inside read transactions begun on every shard at once (GraphQLAPI's "
+                f"parallel_reads with its lock-ahead, on by default on EFS), "
+                f"at most {m['max_lock_calls_per_shard']} lock call(s) per shard; "
                 f"{m['latency_ms']:.0f} ms if read one after another; "
                 f"${m['usd_per_million_efs_elastic']:.2f} per million on Elastic vs "
                 f"${m['usd_per_million_dynamodb']:.2f} on DynamoDB "

@@ -13,9 +13,10 @@ disturb less.
 
 Two more rows run the same request on a store opened through the EFS model with the Elastic
 profile *sleeping* each modelled round trip (``EFSModel(profile="elastic", sleep=True)``), with
-``GraphQLAPI(parallel_reads=False)`` (one shard after another) and ``parallel_reads=True`` (the
-shards of a level at once, one thread each), also in turns: wall-clock time there is dominated by
-the injected network waits, which is what reading a level concurrently is meant to overlap.
+``GraphQLAPI(parallel_reads=False)`` (one shard after another) and ``parallel_reads=True`` (every
+shard's read transaction begun at once, then the shards of each level read at once inside them,
+one thread each), also in turns: wall-clock time there is dominated by the injected network waits,
+which is what locking ahead and reading a level concurrently are meant to overlap.
 
 Run on its own with ``python benchmarks/bench_graphql.py [--requests 2000] [--claims 500]
 [--efs-requests 20]``.

@@ -152,8 +152,9 @@ def _timed_turns(
 
 def bench_efs_model(repeats: int = 3) -> dict[str, Any]:
     """The benchmark request through the EFS model under Elastic latency, warm and cold:
-    modelled latency (the critical path, with the independent reads of a round overlapping as
-    ``GraphQLAPI(parallel_reads=True)`` makes them, and the sum, reading one shard after another),
+    modelled latency (the critical path as ``GraphQLAPI(parallel_reads=True)`` makes the reads:
+    every shard's read transaction begun at once, each round's shards read at once inside them;
+    and the sum, every round trip one after another),
     operations, and the modelled DynamoDB equivalent. Deterministic."""
     keep = (
         "latency_ms",

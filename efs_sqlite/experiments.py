@@ -25,8 +25,9 @@ Workload experiments
   through the EFS model under each journal mode and locking choice: operations by kind, bytes,
   NFS requests, modelled latency per EFS profile, $ per million against DynamoDB.
 * :func:`graphql_request_ops` — the same for one GraphQL request (by default
-  :data:`BENCHMARK_QUERY`), with its latency both as made today (shard after shard) and if the
-  reads that do not depend on each other were made concurrently.
+  :data:`BENCHMARK_QUERY`), with its latency both as if its round trips were made one after
+  another and along its critical path as the API makes them on EFS (a level's shards at once,
+  inside read transactions locked ahead).
 
 >>> rows = id_collisions([100_000], duration_s=0.01, generators=2)
 >>> [(r["scheme"], r["ids"]) for r in rows]
@@ -46,6 +47,7 @@ import os
 import random
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 import weakref
@@ -1005,68 +1007,92 @@ def benchmark_graph(store: ShardStore, *, parties: int = 10, transactions: int =
 @dataclass(eq=False)
 class _Read:
     """One read the GraphQL layer made: a ``get_many``/``list_*_many`` call, or a ``read()`` block
-    with every read inside it; the ids it asked for and the ids its results hold."""
+    with every read inside it; the ids it asked for and the ids its results hold. A lock-ahead's
+    ``begin_read`` and its ``end_reads`` are reads too, of no data (``data`` false). ``start`` and
+    ``end`` are ticks of the store's trace clock: it ticks at every read's start and end, on any
+    thread."""
 
     shards: set[str] = field(default_factory=set)
     keys: set[int] = field(default_factory=set)
     found: set[int] = field(default_factory=set)
     ops: Ops | None = None
+    data: bool = True
+    start: int = 0
+    end: int = 0
 
     def needs(self, earlier: _Read) -> bool:
-        """Whether this read could only start after ``earlier``: it asks for an id that
-        ``earlier`` returned, or for a node whose type ``earlier`` looked up in ``_type``."""
+        """Whether this read could only start after ``earlier``: ``earlier`` had ended when this
+        one started, and this one reads a shard ``earlier`` read (one thread and connection per
+        shard: a shard's reads are serial), or asks for an id that ``earlier`` returned, or for a
+        node whose type ``earlier`` looked up in ``_type``."""
+        if earlier.end >= self.start:
+            return False
         typed = TYPE_SHARD in earlier.shards and bool(self.keys & earlier.keys)
-        return typed or bool(self.keys & earlier.found)
+        return typed or bool(self.shards & earlier.shards) or bool(self.keys & earlier.found)
 
 
 class _TracedStore(ShardStore):
-    """A store that also accounts each read separately (``trace_reads``) and counts the values
-    and lists read (``trace_items``: the DynamoDB items of the same request). Its own names all
-    start with ``trace``/``_trac`` so that they cannot shadow the store's."""
+    """A store that also accounts each read separately (``trace_reads``, on whichever thread
+    makes it) and counts the values and lists read (``trace_items``: the DynamoDB items of the
+    same request). Its own names all start with ``trace``/``_trac`` so that they cannot shadow
+    the store's."""
 
     def __init__(self, root: str | Path, *, model: EFSModel, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.trace_model = model
         self.trace_items = 0
         self.trace_reads: list[_Read] = []
-        self._tracing: _Read | None = None
+        self._tracing = threading.local()  # .read: the read this thread is inside, if any
+        self._trace_lock = threading.Lock()
+        self._trace_clock = 0
+
+    def _trace_tick(self) -> int:
+        with self._trace_lock:
+            self._trace_clock += 1
+            return self._trace_clock
+
+    def _trace_count(self, items: int) -> None:
+        with self._trace_lock:
+            self.trace_items += items
 
     @contextlib.contextmanager
-    def _traced(self, shard: str | None, keys: Sequence[int]) -> Iterator[_Read]:
-        if self._tracing is not None:  # inside a read already: it is part of that one
-            read = self._tracing
-            read.shards.update([shard] if shard else [])
+    def _traced(self, shards: Iterable[str], keys: Sequence[int], data: bool = True) -> Iterator[_Read]:
+        read: _Read | None = getattr(self._tracing, "read", None)
+        if read is not None:  # inside a read already: it is part of that one
+            read.shards.update(shards)
             read.keys.update(keys)
             yield read
             return
-        read = self._tracing = _Read(set([shard] if shard else []), set(keys))
+        read = self._tracing.read = _Read(set(shards), set(keys), data=data, start=self._trace_tick())
         try:
             with self.trace_model.accounting(current_thread=True) as ops:
                 yield read
         finally:
-            self._tracing = None
+            self._tracing.read = None
+            read.end = self._trace_tick()
         read.ops = ops
-        self.trace_reads.append(read)
+        with self._trace_lock:
+            self.trace_reads.append(read)
 
     def get_many(self, shard: str, uids: Iterable[int]) -> dict[int, Any]:
         ids = list(uids)
-        self.trace_items += len(ids)
-        with self._traced(shard, ids) as read:
+        self._trace_count(len(ids))
+        with self._traced([shard], ids) as read:
             values = super().get_many(shard, ids)
             read.found.update(v for v in values.values() if isinstance(v, int) and not isinstance(v, bool))
         return values
 
     def list_count_many(self, shard: str, uids: Iterable[int]) -> dict[int, int]:
         ids = list(uids)
-        self.trace_items += len(ids)
-        with self._traced(shard, ids):
+        self._trace_count(len(ids))
+        with self._traced([shard], ids):
             return super().list_count_many(shard, ids)
 
     def list_page_many(
         self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
     ) -> dict[int, list[int]]:
         ids = list(uids)
-        with self._traced(shard, ids) as read:
+        with self._traced([shard], ids) as read:
             pages = super().list_page_many(shard, ids, offset, limit)
             read.found.update(uid for page in pages.values() for uid in page)
         return pages
@@ -1075,32 +1101,44 @@ class _TracedStore(ShardStore):
         self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
     ) -> tuple[dict[int, int], dict[int, list[int]]]:
         ids = list(uids)
-        self.trace_items += len(ids)
-        with self._traced(shard, ids) as read:
+        self._trace_count(len(ids))
+        with self._traced([shard], ids) as read:
             counts, pages = super().list_window_many(shard, ids, offset, limit)
             read.found.update(uid for page in pages.values() for uid in page)
         return counts, pages
 
     @contextlib.contextmanager
     def read(self) -> Iterator[None]:
-        with self._traced(None, ()), super().read():
+        with self._traced((), ()), super().read():
             yield
+
+    def begin_read(self, shard: str, *, wait: bool = True) -> bool:
+        with self._traced([shard], (), data=False):
+            return super().begin_read(shard, wait=wait)
+
+    def end_reads(self) -> None:
+        with self._traced(self._state().reading or (), (), data=False):
+            super().end_reads()
 
 
 def _critical_path(total: Ops, reads: Sequence[_Read], profile: str) -> tuple[float, int]:
     """Modelled latency, and rounds, if each read started as soon as the reads it needs ended.
 
     Reads that do not need each other overlap; a chain of reads that do is the critical path.
-    Operations outside every read (none for a query) are added as if made one after another.
+    ``rounds`` counts the reads of data on the longest such chain (a lock-ahead's BEGIN and
+    COMMIT fetch nothing). Operations outside every read (none for a query) are added as if made
+    one after another. The reads are taken in the order they started, whatever the order of
+    ``reads`` (several threads append to it).
     """
     p = PROFILES[profile]
+    ordered = sorted(reads, key=lambda r: r.start)
     finish: list[float] = []
     depth: list[int] = []
-    for j, read in enumerate(reads):
+    for j, read in enumerate(ordered):
         assert read.ops is not None
-        needed = [i for i in range(j) if read.needs(reads[i])]
+        needed = [i for i in range(j) if read.needs(ordered[i])]
         finish.append(max((finish[i] for i in needed), default=0.0) + read.ops.latency_s(p))
-        depth.append(1 + max((depth[i] for i in needed), default=0))
+        depth.append(read.data + max((depth[i] for i in needed), default=0))
     counted = [r.ops for r in reads if r.ops is not None]
     rest = p.latency_s(
         total.metadata_ops - sum(o.metadata_ops for o in counted),
@@ -1126,11 +1164,14 @@ def graphql_request_ops(
     """Run a GraphQL query against a store opened through the EFS model; one row per
     (journal_mode, cold, profile), with the columns of :func:`run_workloads` and:
 
-    * ``latency_parallel_ms``: the modelled latency if every shard read started as soon as the
-      reads it needs had ended (its ids come from their results, or its node's type from a
-      ``_type`` read), the others overlapping: the critical path through the request's reads.
-      ``latency_ms`` is the sum, as the GraphQL layer reads today, one shard after another;
-    * ``rounds``: the reads on that critical path (dependent rounds of reads);
+    * ``latency_parallel_ms``: the modelled latency of the critical path through the request's
+      reads as ``GraphQLAPI(parallel_reads=True)`` makes them (its default on EFS), each traced on
+      the thread that makes it: a read waits for the reads it needs (its ids come from their
+      results, or its node's type from a ``_type`` read) and for the earlier reads of its shard
+      (one thread and connection per shard; a lock-ahead's BEGIN and final COMMIT are reads of
+      their shard), the others overlapping. ``latency_ms`` is the sum, as if every round trip
+      were made one after another;
+    * ``rounds``: the reads of data on the longest chain (dependent rounds of reads);
     * ``dynamodb_items_read``: the items of the DynamoDB equivalent.
 
     ``data(store)`` writes the data (default :func:`benchmark_graph`) and may return the query's
@@ -1147,8 +1188,8 @@ def graphql_request_ops(
         assert isinstance(store, _TracedStore)
         api = apis.get(store)
         if api is None:
-            # One thread, so that each read is traced on its own (the critical path is computed).
-            api = apis[store] = GraphQLAPI(store, parallel_reads=False)
+            # The path EFS takes: a lock-ahead, then each level's shards at once on their threads.
+            api = apis[store] = GraphQLAPI(store, parallel_reads=True)
         store.trace_items, store.trace_reads = 0, []
         given = variables if variables is not None else state
         response = api.execute(query, dict(given) if given is not None else None)
@@ -1164,15 +1205,21 @@ def graphql_request_ops(
             return stores[-1]
 
         workload = Workload(name, "a GraphQL request", data, run, cold=is_cold)
-        ops, _ = _measure(
-            workload,
-            model,
-            folder,
-            journal_mode=journal_mode,
-            locking="normal",
-            repeats=repeats,
-            open_store=open_store,
-        )
+        try:
+            ops, _ = _measure(
+                workload,
+                model,
+                folder,
+                journal_mode=journal_mode,
+                locking="normal",
+                repeats=repeats,
+                open_store=open_store,
+            )
+        finally:
+            for store in stores:  # their reader threads
+                api = apis.pop(store, None)
+                if api is not None:
+                    api.close()
         last = stores[-1]  # its reads are those of the last measured run (all runs are alike)
         parallel = {p: _critical_path(ops, last.trace_reads, p)[0] for p in profiles}
         rounds = _critical_path(ops, last.trace_reads, "local")[1]

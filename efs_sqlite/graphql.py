@@ -51,13 +51,29 @@ argument parsing that a resolver call costs (44 of the 49 fields of the benchmar
 
 ``parallel_reads``: the reads of one level do not depend on each other, so on a network file
 system, where each costs a few round trips, they are made at once, one thread per shard (each
-thread keeps its own warm connection to its shard for the life of the API); apsw releases the GIL
-while SQLite waits, so the waits overlap and a level costs its slowest shard instead of the sum.
-The lists of a level are read for all its ids together with their values, and the ids of nodes
-that turn out not to exist are dropped afterwards, so that a level stays one round. Results are
-merged into the request's caches on the request's own thread. On local disk a read takes
-microseconds and the hand-off to a thread would cost more, so by default the option is on only
-when the store's root is on a network file system or the store runs on a VFS (the EFS model).
+thread keeps its own warm connection to its shard); apsw releases the GIL while SQLite waits, so
+the waits overlap and a level costs its slowest shard instead of the sum. The lists of a level are
+read for all its ids together with their values, and the ids of nodes that turn out not to exist
+are dropped afterwards, so that a level stays one round. Results are merged into the request's
+caches on the request's own thread. A request has a lane of these threads to itself while it reads
+(concurrent requests get lanes of their own; a warm Lambda, one request at a time, keeps one).
+
+On EFS most of a warm read's round trips are its lock cycle (7 of 8: taking the SHARED lock with
+its probes and the change-counter read, then 1 to let go), not data, which SQLite's page cache
+keeps. So a query of several levels *locks ahead*: the plan alone names every shard it may read at
+any depth, and before reading anything each of those shards' threads begins a read transaction,
+all at once; every level then reads inside them (warm pages cost no round trip) and they all
+commit at once at the end. The benchmark request (two dependent levels) then waits for one lock
+cycle, about 8 ms modelled on Elastic, instead of one per level (16 ms), each shard is locked once
+per request even when two levels read it, and the request sees one snapshot of all its shards. A
+request never waits for a lock while it holds one (a grouped writer holding that shard may be
+waiting for one this request holds): the locks ahead are taken without waiting, and if any is
+busy, every one is let go and the query reads level by level as above. A query of one level
+reads without locking ahead (it would save nothing).
+
+On local disk a read takes microseconds and the hand-off to a thread would cost more, so by
+default the option is on only when the store's root is on a network file system or the store
+runs on a VFS (the EFS model).
 
 A node is taken to exist, as a ``T``, when the required fields of ``T`` that the selection reads are
 present (each shard holds the values of one type only, and a node is written and deleted whole);
@@ -83,7 +99,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -679,6 +695,10 @@ class _PageConnection:
         self.edges, self.page_info, self.total_count = edges, page_info, total_count
 
 
+#: The roots of one prefetch: ``(type, ids, selection)`` entries.
+_Level = list[tuple[str, list[int], list[FieldNode]]]
+
+
 class _Page(NamedTuple):
     connection: _PageConnection  # each edge's node its offset until _resolve_list fills it in
     ids: list[int]  # the node ids of the edges (empty when no node is selected)
@@ -717,10 +737,31 @@ def _fetch_lists(
 
 class _Request:
     """The caches of one request (the resolvers' context): values, list lengths and list pages
-    read, by shard; connections built. Also the request's node budget, and the lookahead
-    (``selections``) it shares with the other requests of the same document and variables."""
+    read, by shard; connections built. Also the request's node budget, the lookahead
+    (``selections``) it shares with the other requests of the same document and variables, and,
+    during a prefetch with ``parallel_reads``, its reader threads (``lane``) and the shards whose
+    read transactions they hold (``held``: see :meth:`prefetch`).
 
-    __slots__ = ("api", "budget", "counts", "lists", "pages", "prepared", "selections", "values")
+    When the compiled execution gives up and graphql-core runs the operation again, the prefetches
+    that were made are not made again (``prefetched``), and an error of the store that made it give
+    up is raised again by the first read that is not in the caches (``replay``): the read that
+    failed. So graphql-core reports that failure where it happened, once, instead of a retry
+    quietly answering (or, for a busy shard, waiting for it a second time)."""
+
+    __slots__ = (
+        "api",
+        "budget",
+        "counts",
+        "held",
+        "lane",
+        "lists",
+        "pages",
+        "prefetched",
+        "prepared",
+        "replay",
+        "selections",
+        "values",
+    )
 
     def __init__(self, api: GraphQLAPI, prepared: _Prepared) -> None:
         self.api = api
@@ -731,6 +772,15 @@ class _Request:
         self.counts: dict[str, dict[int, int]] = {}
         self.pages: dict[tuple[Any, ...], _Page] = {}
         self.selections: dict[tuple[Any, ...], Any] = {}  # replaced by the plan's (see _Execution)
+        self.lane: _Lane | None = None
+        self.held: set[str] | None = None
+        self.prefetched: set[tuple[Any, ...]] = set()
+        self.replay: BaseException | None = None
+
+    def _replay(self) -> None:
+        if self.replay is not None:
+            error, self.replay = self.replay, None
+            raise error
 
     # -- reads, cached ----------------------------------------------------------------------------
 
@@ -776,16 +826,36 @@ class _Request:
 
     def _run(self, reads: Iterable[_Read | None]) -> None:
         """Make ``reads`` (of distinct shards) and keep their results: at once, one thread per
-        shard, with ``parallel_reads``; else one after another."""
+        shard, with ``parallel_reads``; else one after another. Inside a lock-ahead every read
+        runs on the thread that holds its shard's read transaction (even a single one)."""
         todo = [r for r in reads if r is not None]
+        if todo and self.replay is not None:
+            self._replay()
+        if self.held is not None and todo:
+            if all(r.shard in self.held for r in todo):
+                assert self.lane is not None
+                self._on_readers(self.lane, todo)
+                return
+            # A shard the plan did not foresee: a writer may hold it while it waits for one held
+            # here, so let go of every lock before reading it (and read on as without lock-ahead).
+            self._release()
         if len(todo) > 1 and self.api.parallel_reads:
-            futures = [self.api._reader(r.shard).submit(r.fetch) for r in todo]
-            wait(futures)  # every read has ended before an error surfaces: none outlives the request
-            for r, future in zip(todo, futures, strict=True):
-                r.merge(future.result())
+            if self.lane is not None:
+                self._on_readers(self.lane, todo)
+            else:
+                with self.api._lane() as lane:
+                    self._on_readers(lane, todo)
             return
         for r in todo:
             r.merge(r.fetch())
+
+    @staticmethod
+    def _on_readers(lane: _Lane, todo: list[_Read]) -> None:
+        """Run ``todo`` at once on the reader threads of their shards; merge here."""
+        futures = [lane.reader(r.shard).submit(r.fetch) for r in todo]
+        wait(futures)  # every read has ended before an error surfaces: none outlives the request
+        for r, future in zip(todo, futures, strict=True):
+            r.merge(future.result())
 
     def read(self, shard: str, ids: Iterable[int]) -> None:
         """Read the values of ``ids`` not read yet from ``shard``: one ``get_many``."""
@@ -936,9 +1006,114 @@ class _Request:
             edges = self.selections[key] = bool(names - {"totalCount", "__typename"})
         return edges  # type: ignore[no-any-return]
 
-    def prefetch(self, info: GraphQLResolveInfo, level: list[tuple[str, list[int], list[FieldNode]]]) -> None:
+    def prefetch(self, info: GraphQLResolveInfo, level: _Level) -> None:
         """Read what the selections below these ``(type, ids, selection)`` ask for, level by level:
-        per level, one read per shard of values and one per shard of list pages."""
+        per level, one read per shard of values and one per shard of list pages.
+
+        With ``parallel_reads`` the request takes a lane of reader threads for the prefetch and,
+        when it reads more than one level, first locks ahead (:meth:`_lock_ahead`): a read
+        transaction on every shard the plan says it may read, all at once; every level then reads
+        inside them, and they all end, at once, before this returns (also on an error)."""
+        key = tuple((t, tuple(ids), *map(id, nodes)) for t, ids, nodes in level)
+        if key in self.prefetched:  # before the compiled execution gave up: all in the caches
+            return
+        self._replay()
+        budget = self.budget
+        try:
+            self._prefetch(info, level)
+        except BaseException:
+            self.budget = budget  # graphql-core may run it again: its nodes are not counted twice
+            raise
+        self.prefetched.add(key)
+
+    def _prefetch(self, info: GraphQLResolveInfo, level: _Level) -> None:
+        if not self.api.parallel_reads or self.lane is not None:
+            self._levels(info, level)
+            return
+        with self.api._lane() as lane:
+            self.lane = lane
+            try:
+                self._lock_ahead(info, level)
+                try:
+                    self._levels(info, level)
+                except BaseException:
+                    self._release(quiet=True)  # the first error is the one to report
+                    raise
+                self._release()
+            finally:
+                self.lane = None
+
+    def _ahead(self, info: GraphQLResolveInfo, level: _Level) -> list[str]:
+        """The shards a prefetch of ``level`` may read at any depth, from the plan alone (no data
+        read): each selection's value shards and list shards, then those of the selections its
+        references and lists lead to. Empty when it reads one level only: each shard is then read
+        once, all at once, and holding them ahead would save nothing. Kept with the plan."""
+        roots = [(t, nodes) for t, ids, nodes in level if ids]
+        key = ("ahead", *((t, *map(id, nodes)) for t, nodes in roots))
+        shards = self.selections.get(key)
+        if shards is None:
+            found: dict[str, None] = {}
+            seen: set[tuple[Any, ...]] = set()
+            todo, deep = list(roots), False
+            while todo:  # a document is finite, so is its tree of selections
+                t, nodes = todo.pop()
+                if (t, *map(id, nodes)) in seen:
+                    continue
+                seen.add((t, *map(id, nodes)))
+                sel = self.selection(info, t, nodes)
+                found.update(dict.fromkeys(sel.reads))
+                found.update(dict.fromkeys(shard for shard, *_ in sel.lists))
+                below = [(target, sub) for _, target, sub in sel.refs]
+                below += [(target, sub) for _, target, _, _, sub, _ in sel.lists if sub]
+                deep = deep or bool(below)
+                todo += below
+            shards = self.selections[key] = tuple(found) if deep else ()
+        return list(shards)
+
+    def _lock_ahead(self, info: GraphQLResolveInfo, level: _Level) -> None:
+        """Begin a read transaction on each shard of :meth:`_ahead`, each on its reader thread,
+        all at once: one lock cycle per shard for the whole prefetch however many levels read it,
+        and every later level's warm pages come from SQLite's page cache, with no round trip.
+
+        Never wait while holding: a grouped writer may hold one shard (PENDING or EXCLUSIVE) while
+        it waits for another that this request would hold, a deadlock until a busy timeout. So
+        the locks are taken without waiting; if any is busy (or fails), every one is let go and
+        the prefetch reads as without lock-ahead, waiting for a lock only while holding none."""
+        shards = self._ahead(info, level)
+        if not shards:
+            return
+        assert self.lane is not None
+        lane, store = self.lane, self.api.store
+        futures = [lane.reader(shard).submit(store.begin_read, shard, wait=False) for shard in shards]
+        self.held = set(shards)  # tried: each of these threads ends its reads in _release
+        wait(futures)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors or not all(f.result() for f in futures):
+            self._release(quiet=bool(errors))
+            if errors:
+                raise errors[0]
+
+    def _release(self, quiet: bool = False) -> None:
+        """End the lock-ahead's read transactions, all at once on their threads, and wait for
+        them: a request never returns while it holds a lock. A failure to end one still ends the
+        others (the store closes a connection whose commit failed, which lets go of its lock); it
+        is raised, or only logged when ``quiet`` (another error is on its way)."""
+        held, self.held = self.held, None
+        if not held:
+            return
+        assert self.lane is not None
+        lane, store = self.lane, self.api.store
+        futures = [lane.reader(shard).submit(store.end_reads) for shard in held]
+        wait(futures)
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                if not quiet:
+                    raise error
+                log.warning("ending a lock-ahead read transaction failed", exc_info=error)
+
+    def _levels(self, info: GraphQLResolveInfo, level: _Level) -> None:
+        """The reads of :meth:`prefetch`, level by level."""
         while level:
             work = [(t, ids, self.selection(info, t, nodes)) for t, ids, nodes in level]
             self.budget -= sum(len(ids) for _, ids, _ in work)
@@ -1036,6 +1211,30 @@ def _sub_nodes(
 
 
 # -- the API -----------------------------------------------------------------------------------
+
+
+class _Lane:
+    """Reader threads of ``parallel_reads``, one per shard, each keeping its own connection to
+    its shard warm. One request uses a lane at a time, so none of its reads ever queues behind
+    another request's read (which may be waiting for a lock) while it holds locks of its own."""
+
+    __slots__ = ("generation", "name", "readers")
+
+    def __init__(self, name: str, generation: int) -> None:
+        self.name, self.generation = name, generation
+        self.readers: dict[str, ThreadPoolExecutor] = {}
+
+    def reader(self, shard: str) -> ThreadPoolExecutor:
+        """The thread that reads ``shard`` in this lane (started on first use, then kept)."""
+        reader = self.readers.get(shard)
+        if reader is None:
+            reader = self.readers[shard] = ThreadPoolExecutor(1, f"{self.name}-{shard}")
+        return reader
+
+    def shutdown(self, wait: bool = True) -> None:
+        for reader in self.readers.values():
+            reader.shutdown(wait=wait)
+
 
 #: Plans kept per document (one per combination of the variables its lookahead depends on).
 _MAX_PLANS = 64
@@ -1295,9 +1494,10 @@ class _Execution(ExecutionContext):
                     return self._compile(root_type, fields)(self, root_value)
                 except _Unsupported:
                     self._compiled[_UNSUPPORTED] = True
-                except Exception:
-                    pass
-                req.budget = req.api.limits.max_nodes  # what was read is read again, from the cache
+                except (GraphQLError, TypeError):
+                    pass  # graphql-core meets it again in the same data, and reports it
+                except Exception as error:
+                    req.replay = error  # a failure of the store: raised again where it happened
             req.api._count("fallbacks")
         return super().execute_operation(operation, root_value)
 
@@ -1397,10 +1597,11 @@ class GraphQLAPI:
     Build it once and reuse it (a warm Lambda keeps it): the schema, the document cache, the
     store's connections and the reader threads live as long as it does. ``cache_size`` bounds
     the document cache. ``parallel_reads`` reads the shards of one level of a query at once, one
-    thread per shard; ``None`` (the default) turns it on when the store's root is on a network
-    file system or the store runs on a VFS (the EFS model), off on local disk. ``compiled=False``
-    executes every query with graphql-core's executor alone: the reference that the compiled
-    execution is tested against (same answers, 2-3x the CPU time).
+    thread per shard, and locks a query of several levels ahead (see the module's docstring);
+    ``None`` (the default) turns it on when the store's root is on a network file system or the
+    store runs on a VFS (the EFS model), off on local disk. ``compiled=False`` executes every
+    query with graphql-core's executor alone: the reference that the compiled execution is
+    tested against (same answers, 2-3x the CPU time).
     """
 
     def __init__(
@@ -1430,7 +1631,9 @@ class GraphQLAPI:
             parallel_reads = store.vfs is not None or is_network_filesystem(store.root)
         self.parallel_reads = parallel_reads
         self.compiled = compiled
-        self._readers: dict[str, ThreadPoolExecutor] = {}
+        self._lanes: list[_Lane] = []  # idle, the last used last
+        self._lane_count = 0
+        self._generation = 0  # of the lanes: close() and a fork start a new one
         self._pid = os.getpid()
         self._documents: OrderedDict[str, _Prepared] = OrderedDict()
         self._cache_size = cache_size
@@ -1441,12 +1644,13 @@ class GraphQLAPI:
         return f"GraphQLAPI({self.store!r}, {self.model!r})"
 
     def close(self) -> None:
-        """Stop the reader threads of ``parallel_reads`` (a later request starts them again).
-        The store stays open: it is the caller's."""
+        """Stop the reader threads of ``parallel_reads`` (a later request starts them again; a
+        request running now stops its own when it ends). The store stays open: it is the caller's."""
         with self._lock:
-            readers, self._readers = self._readers, {}
-        for reader in readers.values():
-            reader.shutdown()
+            lanes, self._lanes = self._lanes, []
+            self._generation += 1
+        for lane in lanes:
+            lane.shutdown()
 
     def _direct_fields(self) -> dict[tuple[str, str], _Direct]:
         """The fields :class:`_Execution` answers itself, by (object type, field name)."""
@@ -1467,17 +1671,29 @@ class GraphQLAPI:
                 direct[parent, name] = _Direct(get, get_named_type(field_type), field_type)  # type: ignore[arg-type]
         return direct
 
-    def _reader(self, shard: str) -> ThreadPoolExecutor:
-        """The thread that reads ``shard`` for ``parallel_reads`` (one per shard, kept)."""
-        reader = self._readers.get(shard)
-        if reader is None or self._pid != os.getpid():
+    @contextlib.contextmanager
+    def _lane(self) -> Iterator[_Lane]:
+        """A lane of reader threads for ``parallel_reads``, this request's alone until the block
+        ends: the idle lane used last (its threads' connections are warm), else a new one. A warm
+        Lambda, one request at a time, so keeps one lane, one thread per shard."""
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child has none of its parent's threads
+                self._lanes, self._pid = [], os.getpid()
+                self._generation += 1
+            if self._lanes:
+                lane = self._lanes.pop()
+            else:
+                lane = _Lane(f"efs-sqlite-read{self._lane_count or ''}", self._generation)
+                self._lane_count += 1
+        try:
+            yield lane
+        finally:
             with self._lock:
-                if self._pid != os.getpid():  # a forked child has none of its parent's threads
-                    self._readers, self._pid = {}, os.getpid()
-                reader = self._readers.get(shard)
-                if reader is None:
-                    reader = self._readers[shard] = ThreadPoolExecutor(1, f"efs-sqlite-read-{shard}")
-        return reader
+                keep = lane.generation == self._generation and self._pid == os.getpid()
+                if keep:
+                    self._lanes.append(lane)
+            if not keep:
+                lane.shutdown(wait=False)
 
     def _plan(
         self, prepared: _Prepared, operation: OperationDefinitionNode, variables: Mapping[str, Any]

@@ -493,7 +493,9 @@ class _Local(threading.local):
         self.conns: dict[str, apsw.Connection] = {}
         self.ready: set[str] = set()
         self.groups: OrderedDict[tuple[str, ...], apsw.Connection] = OrderedDict()
-        self.reading: dict[str, apsw.Connection] | None = None
+        # The read transactions this thread holds (read() or begin_read()), by shard; None when it
+        # holds none. A shard held while its file did not exist maps to None: it reads as empty.
+        self.reading: dict[str, apsw.Connection | None] | None = None
 
 
 class ShardStore:
@@ -608,6 +610,8 @@ class ShardStore:
     def _query(self, shard: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read; a missing shard (or one whose tables do not exist yet) reads as empty."""
         st = self._state()
+        if st.reading is not None and shard in st.reading and st.reading[shard] is None:
+            return []  # held as missing (begin_read): it stays empty for the whole hold
         conn = self._conn(shard, create=False)
         if conn is None:
             return []
@@ -640,6 +644,8 @@ class ShardStore:
         """Hold one read transaction per shard touched for the whole block (this thread).
 
         Several reads of one shard then cost one lock cycle, and see one consistent snapshot.
+        Inside a hold this thread already has (an outer block, or :meth:`begin_read`) the block
+        is a no-op: the outer hold owns the transactions.
         """
         st = self._state()
         if st.reading is not None:  # nested: the outer block owns the transactions
@@ -649,10 +655,94 @@ class ShardStore:
         try:
             yield
         finally:
-            reading, st.reading = st.reading, None
-            for conn in reading.values():
-                if not conn.getautocommit():
+            self.end_reads()
+
+    def begin_read(self, shard: str, *, wait: bool = True) -> bool:
+        """Begin a read transaction on ``shard`` that this thread holds until :meth:`end_reads`,
+        across any number of calls (tasks of one worker thread, say): its reads of ``shard``
+        meanwhile take no lock (SQLite's page cache stays valid, so warm pages cost nothing) and
+        see one snapshot. The lock is taken now, by a statement that reads the schema.
+
+        ``wait=False`` takes it only if it is free at once: when a writer holds or is about to take
+        it (PENDING/EXCLUSIVE), or a hot journal needs a recovery that another connection prevents,
+        nothing is held on ``shard`` and the answer is False, instead of waiting up to the busy
+        timeout. A caller holding other shards must not wait: a grouped writer may hold this one
+        while it waits for theirs. With ``wait=True`` that case raises :class:`StoreBusy` after
+        the timeout. A shard whose file does not exist is held as missing: it reads as empty
+        until :meth:`end_reads`, and its file is not created. Writes on this thread are refused
+        while it holds a read (as inside :meth:`read`).
+
+        >>> import tempfile
+        >>> store = ShardStore(tempfile.mkdtemp())
+        >>> store.insert("claim_type_code", 1, "MOTOR")
+        >>> store.begin_read("claim_type_code", wait=False), store.begin_read("no_such_shard")
+        (True, True)
+        >>> store.get("claim_type_code", 1), store.get("no_such_shard", 1)
+        ('MOTOR', None)
+        >>> store.end_reads()
+        >>> store.close()
+        """
+        st = self._state()
+        if st.reading is not None and shard in st.reading:
+            return True
+        held = False
+        reading = st.reading = {} if st.reading is None else st.reading
+        try:
+            conn = self._conn(shard, create=False)
+            if conn is None:
+                reading[shard] = None
+            else:
+                held = self._begin(conn, shard, wait)
+                if held:
+                    reading[shard] = conn
+            held = shard in reading
+        finally:
+            if not held and not reading:  # holds nothing: the thread is left as it was
+                st.reading = None
+        return held
+
+    def _begin(self, conn: apsw.Connection, shard: str, wait: bool) -> bool:
+        """BEGIN and take the SHARED lock on ``conn`` (see :meth:`begin_read`); False if busy."""
+        with _busy(self, shard):
+            if not wait:
+                conn.set_busy_timeout(0)
+            try:
+                conn.execute("BEGIN")
+                try:
+                    conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                except apsw.BusyError:
+                    conn.execute("ROLLBACK")  # it took no lock: the transaction is only open
+                    if wait:
+                        raise
+                    return False
+                except BaseException:
+                    if not conn.getautocommit():
+                        with contextlib.suppress(apsw.Error):  # keep the first error
+                            conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if not wait:
+                    conn.set_busy_timeout(self.busy_timeout_ms)
+        return True
+
+    def end_reads(self) -> None:
+        """End every read transaction this thread holds (:meth:`begin_read`, or those of a
+        :meth:`read` block, which calls it). Each is ended even if another fails to: a connection
+        whose commit failed is closed, which lets go of its lock; the first error is raised."""
+        st = self._state()
+        reading, st.reading = st.reading, None
+        error: BaseException | None = None
+        for shard, conn in (reading or {}).items():
+            if conn is None or conn.getautocommit():
+                continue
+            try:
+                with _busy(self, shard):  # an I/O error drops the connection there
                     conn.execute("COMMIT")
+            except BaseException as exc:  # raised below, once the others have ended
+                self._forget([shard])
+                error = error or exc
+        if error is not None:
+            raise error
 
     # -- reads -----------------------------------------------------------------------------------
 

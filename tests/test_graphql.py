@@ -7,15 +7,19 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 from efs_sqlite.cli import main
@@ -726,6 +730,305 @@ def test_parallel_reads_survive_a_fork(insurance: Any) -> None:
     api.close()
 
 
+# -- lock-ahead ----------------------------------------------------------------------------------
+
+#: From a party: its claims, and their parties: the party shards are read at two levels.
+PARTY_CLAIMS_PARTIES = """query($id: ID!) { party(id: $id) { partyIdentifier
+  claims { edges { node { claimTypeCode parties(first: 10) { edges { node { partyIdentifier } } } } } } } }"""
+
+#: Documents of several shapes, each with the name of the node its ``$id`` is.
+DOCUMENTS = [
+    (CLAIM_WITH_PARTIES, "claim"),
+    (PARTY_CLAIMS_PARTIES, "party"),
+    (
+        """query($id: ID!) { claim(id: $id) { transactions(first: 3) { edges { node { amount
+             claim { claimTypeCode parties(last: 2) { edges { node { partyIdentifier } } } } } } } } }""",
+        "claim",
+    ),
+    (
+        """query($id: ID!) { node(id: $id) { id ... on Party { timestamp
+             claims { totalCount edges { node { id claimTypeCode transactions { totalCount } } } } } } }""",
+        "party",
+    ),
+    (
+        """query($id: ID!) { transaction(id: $id) { amount sourceSystemCode claim { claimIdentifier
+             a: parties(first: 2) { edges { node { partyIdentifier } } }
+             b: parties(first: 2, after: "YXJyYXljb25uZWN0aW9uOjE=") { edges { node { id } } } } } }""",
+        "transaction",
+    ),
+    ("query($id: ID!) { claim(id: $id) { claimTypeCode } }", "party"),  # a node of another type
+    ("query($id: ID!) { claim(id: $id) { parties { edges { node { id } } } } }", "missing"),
+]
+
+
+def document_variables(insurance: Any, kind: str) -> dict[str, str]:
+    node = {
+        "claim": insurance.claim,
+        "party": insurance.parties[0],
+        "transaction": insurance.transactions[0],
+        "missing": 12345,
+    }[kind]
+    return {"id": encode(node)}
+
+
+def test_lock_ahead_answers_as_reading_level_by_level(insurance: Any) -> None:
+    insurance.graph.delete_node(insurance.parties[1])  # a dangling reference too
+    ahead, plain = GraphQLAPI(insurance.store, parallel_reads=True), GraphQLAPI(insurance.store)
+    nodes = (
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Party { claims { edges { node { id } } } } } }"
+    )
+    ids = [insurance.ids[insurance.claim], insurance.ids[insurance.parties[2]], "bad", encode(999)]
+    for query, variables in [
+        *((q, document_variables(insurance, kind)) for q, kind in DOCUMENTS),
+        (nodes, {"ids": ids}),
+    ]:
+        expected = plain.execute(query, variables)
+        assert ahead.execute(query, variables) == expected
+        assert ahead.execute(query, variables) == expected  # warm
+    ahead.close()
+
+
+def test_each_shard_is_locked_once_per_request_even_when_read_at_two_levels(insurance: Any) -> None:
+    variables = {"id": insurance.ids[insurance.parties[0]]}
+    with EFSModel(f"efs-test-ahead-{uuid.uuid4().hex[:8]}", profile="elastic") as model:
+        store = ReadSpy(insurance.root, vfs=model.name)
+        plain = ShardStore(insurance.root, vfs=model.name)
+        ahead, level_by_level = GraphQLAPI(store), GraphQLAPI(plain, parallel_reads=False)
+        expected = level_by_level.execute(PARTY_CLAIMS_PARTIES, variables)
+        assert "errors" not in expected and ahead.execute(PARTY_CLAIMS_PARTIES, variables) == expected
+        with model.accounting() as once:
+            assert ahead.execute(PARTY_CLAIMS_PARTIES, variables) == expected
+        with model.accounting() as per_level:
+            assert level_by_level.execute(PARTY_CLAIMS_PARTIES, variables) == expected
+        shards = ("party_identifier", "party_claims", "claim_type_code", "claim_parties")
+        locks = {f: c["lock"] for f, c in once.by_file.items() if f.endswith(".sqlite")}
+        assert locks == {f"{s}.sqlite": 1 for s in shards}
+        assert per_level.by_file["party_identifier.sqlite"]["lock"] == 2  # the party, then its peers
+        # a query of one level reads without locking ahead (it would save nothing): on this thread
+        store.reads.clear()
+        ahead.execute("query($id: ID!) { party(id: $id) { partyIdentifier } }", variables)
+        assert [(shard, thread) for shard, thread, _, _ in store.reads] == [
+            ("party_identifier", threading.get_ident())
+        ]
+        ahead.close()
+        store.close()
+        plain.close()
+
+
+LOCKER = """
+import sys, apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+print("released", flush=True)
+"""
+
+#: A grouped write across two shards, as the store makes one: ATTACH, one transaction, one commit.
+GROUP_WRITER = """
+import sys, apsw
+conn = apsw.Connection(sys.argv[1])
+conn.set_busy_timeout(60_000)
+conn.execute("ATTACH ? AS other", (sys.argv[2],))
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT OR REPLACE INTO main.items VALUES (999999, 1, 0)")
+conn.execute("INSERT OR REPLACE INTO other.items VALUES (999999, 1, 0)")
+conn.execute("COMMIT")
+print("committed", flush=True)
+"""
+
+
+def group_writer(store: ShardStore, main: str, other: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", GROUP_WRITER, str(store.path(main)), str(store.path(other))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+class Gated(ShardStore):
+    """A real store that tells when a read of ``shard`` begins (``entered``), and can hold back
+    the lock-ahead of ``shard`` until ``go`` is set (``held_back``), recording each lock-ahead's
+    answer in ``began``."""
+
+    def __init__(self, *args: Any, shard: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shard = shard
+        self.entered, self.waiting, self.go = threading.Event(), threading.Event(), threading.Event()
+        self.hold_back = False
+        self.began: dict[str, bool] = {}
+
+    def get_many(self, shard: str, uids: Any) -> dict[int, Any]:
+        if shard == self.shard:
+            self.entered.set()
+        return super().get_many(shard, uids)
+
+    def begin_read(self, shard: str, *, wait: bool = True) -> bool:
+        if self.hold_back and shard == self.shard:
+            self.waiting.set()
+            assert self.go.wait(timeout=60)
+        held = self.began[shard] = super().begin_read(shard, wait=wait)
+        return held
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds; a hang guard, not a measurement."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(0.005)
+
+
+def test_a_busy_shard_makes_the_request_wait_holding_no_other(insurance: Any) -> None:
+    variables = {"id": insurance.ids[insurance.claim]}
+    expected = GraphQLAPI(insurance.store).execute(CLAIM_WITH_PARTIES, variables)
+    store = Gated(insurance.root, busy_timeout_ms=60_000, shard="claim_type_code")
+    api = GraphQLAPI(store, parallel_reads=True)
+    assert api.execute(CLAIM_WITH_PARTIES, variables) == expected  # warm
+    store.entered.clear()
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(store.path("claim_type_code"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert locker.stdout is not None and locker.stdin is not None
+        assert locker.stdout.readline() == "locked\n"
+        with ThreadPoolExecutor(1) as pool:
+            request = pool.submit(api.execute, CLAIM_WITH_PARTIES, variables)
+            # The lock-ahead found claim_type_code busy, let go of the rest, and now the request
+            # waits for it level by level, which it cannot get before the locker lets go ...
+            assert store.entered.wait(timeout=60)
+            assert store.began["claim_type_code"] is False
+            # ... holding no other shard meanwhile: a grouped writer in another process commits to a
+            # shard of each level (one the lock-ahead would have held) without waiting for it.
+            writer = group_writer(store, "claim_identifier", "party_identifier")
+            out, err = writer.communicate(timeout=120)
+            assert out == "committed\n", err
+            assert not request.done()
+            locker.stdin.write("\n")
+            locker.stdin.flush()
+            assert locker.stdout.readline() == "released\n"
+            assert request.result(timeout=120) == expected
+    finally:
+        locker.kill()
+        locker.wait()
+    assert api.execute(CLAIM_WITH_PARTIES, variables) == expected
+    assert store.began["claim_type_code"] is True  # locked ahead again
+    api.close()
+    store.close()
+
+
+def test_a_grouped_writer_waiting_for_a_held_shard_never_deadlocks_a_request(insurance: Any) -> None:
+    variables = {"id": insurance.ids[insurance.claim]}
+    expected = GraphQLAPI(insurance.store).execute(CLAIM_WITH_PARTIES, variables)
+    store = Gated(insurance.root, busy_timeout_ms=60_000, shard="claim_identifier")
+    api = GraphQLAPI(store, parallel_reads=True)
+    assert api.execute(CLAIM_WITH_PARTIES, variables) == expected  # warm
+    store.hold_back = True
+    probe = apsw.Connection(str(store.path("claim_identifier")))  # busy timeout 0
+
+    def writer_commits() -> bool:
+        try:
+            probe.execute("SELECT count(*) FROM items").fetchall()
+        except apsw.BusyError:
+            return True
+        return False
+
+    with ThreadPoolExecutor(1) as pool:
+        request = pool.submit(api.execute, CLAIM_WITH_PARTIES, variables)
+        # The request holds claim_type_code (and the others) and has yet to lock claim_identifier ...
+        assert store.waiting.wait(timeout=60)
+        wait_for(lambda: store.began.get("claim_type_code") is True, "claim_type_code locked ahead")
+        # ... when a grouped writer of both starts its commit: EXCLUSIVE on claim_identifier (its main
+        # database, first), then it waits for the request's lock on claim_type_code.
+        writer = group_writer(store, "claim_identifier", "claim_type_code")
+        try:
+            wait_for(writer_commits, "the writer holds claim_identifier")
+            store.go.set()
+            # Waiting for claim_identifier now would wait for the writer, which waits for this request:
+            # the lock-ahead does not wait, lets go of everything, and both go through.
+            out, err = writer.communicate(timeout=120)
+            assert out == "committed\n", err
+            assert request.result(timeout=120) == expected
+        finally:
+            writer.kill()
+            writer.wait()
+    assert store.began["claim_identifier"] is False
+    probe.close()
+    api.close()
+    store.close()
+
+
+QUERY_SHARDS = ("claim_identifier", "claim_type_code", "claim_timestamp", "claim_parties", "party_identifier")
+
+
+@pytest.mark.parametrize(
+    ("kind", "nth", "error"),
+    [
+        ("lock", 1, "eio"),
+        ("lock", 4, "eio"),
+        ("lock", 2, "enolck"),
+        ("access", 5, "eio"),
+        ("file_size", 6, "eio"),
+        ("read", 3, "estale"),
+        ("unlock", 1, "eio"),
+        ("unlock", 6, "eio"),
+    ],
+)
+def test_a_failure_while_locked_ahead_lets_go_of_every_lock(
+    insurance: Any, kind: str, nth: int, error: Any
+) -> None:
+    variables = {"id": insurance.ids[insurance.claim]}
+    expected = GraphQLAPI(insurance.store).execute(CLAIM_WITH_PARTIES, variables)
+    with EFSModel(f"efs-test-fault-{uuid.uuid4().hex[:8]}", profile="elastic") as model:
+        store = ShardStore(insurance.root, vfs=model.name)
+        api = GraphQLAPI(store)
+        assert api.execute(CLAIM_WITH_PARTIES, variables) == expected  # warm
+        fault = model.inject(kind, nth, error)
+        result = api.execute(CLAIM_WITH_PARTIES, variables)
+        assert fault.fired == 1
+        if error == "enolck":  # a lock refused as busy: read level by level instead
+            assert result == expected
+        else:
+            assert result["data"] == {"claim": None} and result["errors"][0]["message"] == "internal error"
+        # Every lock was let go: a writer commits to every shard at once without waiting ...
+        with ShardStore(insurance.root, busy_timeout_ms=0) as writer:
+            with writer.write() as w:
+                for shard in QUERY_SHARDS:
+                    w.put(shard, 999_999, 1)
+            assert {writer.integrity_check(shard) for shard in QUERY_SHARDS} == {"ok"}
+        # ... and the API keeps working.
+        model.recover()
+        assert api.execute(CLAIM_WITH_PARTIES, variables) == expected
+        api.close()
+        store.close()
+
+
+def test_concurrent_requests_read_on_lanes_of_their_own(insurance: Any) -> None:
+    variables = {"id": insurance.ids[insurance.parties[0]]}
+    api = GraphQLAPI(insurance.store, parallel_reads=True)
+    expected = GraphQLAPI(insurance.store).execute(PARTY_CLAIMS_PARTIES, variables)
+    start = threading.Barrier(4)
+
+    def client() -> list[dict[str, Any]]:
+        start.wait(timeout=60)
+        return [api.execute(PARTY_CLAIMS_PARTIES, variables) for _ in range(20)]
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = [a for future in [pool.submit(client) for _ in range(4)] for a in future.result(120)]
+    assert answers == [expected] * 80
+    assert 1 <= len(api._lanes) <= 4  # idle now, kept warm
+    with ShardStore(insurance.root, busy_timeout_ms=0) as writer, writer.write() as w:
+        for shard in QUERY_SHARDS:  # no lock left behind
+            w.put(shard, 999_999, 1)
+    api.close()
+
+
 # -- documents and limits ------------------------------------------------------------------------
 
 
@@ -1040,3 +1343,41 @@ def test_a_mutation_sees_its_own_writes(api: GraphQLAPI, insurance: Any) -> None
             "after": {"claimIdentifier": 7, "claimTypeCode": "HOME"},
         }
     }
+
+
+@pytest.mark.parametrize("parallel_reads", [False, True])
+def test_a_busy_shard_is_waited_for_once_and_reported_where_it_was_read(
+    insurance: Any, parallel_reads: bool
+) -> None:
+    # The compiled execution gives up on the busy shard and graphql-core runs the query again:
+    # the failed read is reported at its field, not made (and waited for) a second time.
+    store = CountingStore(insurance.root, busy_timeout_ms=50)
+    api = GraphQLAPI(store, parallel_reads=parallel_reads)
+    variables = {"id": insurance.ids[insurance.claim]}
+    expected = GraphQLAPI(insurance.store).execute(CLAIM_WITH_PARTIES, variables)
+    assert api.execute(CLAIM_WITH_PARTIES, variables) == expected
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(store.path("party_timestamp"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        store.calls.clear()
+        result = api.execute(CLAIM_WITH_PARTIES, variables)
+    finally:
+        assert locker.stdin is not None
+        locker.stdin.write("\n")
+        locker.stdin.flush()
+        locker.wait(timeout=30)
+    assert result["data"] == {"claim": None}
+    [error] = result["errors"]
+    assert error["path"] == ["claim"] and "party_timestamp" in error["message"], error
+    assert "stayed locked" in error["message"]
+    assert store.calls["get_many", "party_timestamp"] <= 1  # read once (or never: locked ahead)
+    assert store.calls["get_many", "claim_identifier"] == 1  # the level before: not read again
+    assert api.cache_info()["fallbacks"] == 1
+    assert api.execute(CLAIM_WITH_PARTIES, variables) == expected  # and then it answers again
+    api.close()
+    store.close()

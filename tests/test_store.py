@@ -824,6 +824,106 @@ def _group_put(store: ShardStore, shards: list[str], uid: int) -> None:
             w.put(shard, uid, shard)
 
 
+# -- read transactions held across tasks (begin_read / end_reads) --------------------------------
+
+
+def test_a_read_held_across_tasks_of_one_thread_costs_one_lock_cycle(tmp_path: Path) -> None:
+    with EFSModel(f"efs-test-hold-{os.getpid()}-{random.getrandbits(32)}") as model:
+        store = ShardStore(tmp_path / "s", vfs=model.name)
+        store.insert("a", 1, "before")
+        writer = ShardStore(tmp_path / "s", busy_timeout_ms=0)
+        with ThreadPoolExecutor(1) as worker:
+            assert worker.submit(store.get, "a", 1).result() == "before"  # its connection, warm
+            with model.accounting() as ops:
+                assert worker.submit(store.begin_read, "a").result()  # one task begins ...
+                assert worker.submit(store.get, "a", 1).result() == "before"  # ... others read ...
+                with pytest.raises(StoreBusy):  # the held lock keeps a writer from committing
+                    writer.put("a", 1, "after")
+                assert worker.submit(store.get_many, "a", [1]).result() == {1: "before"}
+                with pytest.raises(StoreError, match=r"inside store\.read"):  # this thread may not write
+                    worker.submit(store.put, "a", 2, "x").result()
+
+                def nested() -> Any:
+                    with store.read():  # inside the hold: a no-op, which ends nothing
+                        return store.get("a", 1)
+
+                assert worker.submit(nested).result() == "before"
+                assert worker.submit(store.count, "a").result() == 1
+                worker.submit(store.end_reads).result()  # ... and the last one ends the hold
+            assert (ops.counts["lock"], ops.counts["unlock"], ops.counts["read"]) == (1, 1, 1)
+            writer.put("a", 1, "after")
+            assert worker.submit(store.get, "a", 1).result() == "after"
+            worker.submit(store.put, "a", 2, "x").result()
+            worker.submit(store.close_thread).result()
+        writer.close()
+        store.close()
+
+
+def test_begin_read_without_waiting_answers_false_while_a_writer_holds_the_shard(root: Path) -> None:
+    store = ShardStore(root, busy_timeout_ms=100)
+    store.insert("a", 1, "a")
+    store.insert("b", 1, "b")
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(store.path("a"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert locker.stdout is not None and locker.stdin is not None
+        assert locker.stdout.readline() == "locked\n"
+        assert store.begin_read("a", wait=False) is False  # nothing held: the thread is as it was
+        store.put("b", 2, "written")
+        assert store.begin_read("b") and store.begin_read("a", wait=False) is False
+        assert store.get("b", 2) == "written"  # b stays held ...
+        with pytest.raises(StoreError, match=r"inside store\.read"):
+            store.put("b", 3, "x")
+        with pytest.raises(StoreBusy, match="stayed locked"):  # waiting: for the busy timeout
+            store.begin_read("a")
+        store.end_reads()  # ... until the hold ends
+        store.put("b", 3, "x")
+        locker.stdin.write("\n")
+        locker.stdin.flush()
+        assert locker.stdout.readline() == "released\n"
+    finally:
+        locker.kill()
+        locker.wait()
+    assert store.begin_read("a", wait=False) is True
+    assert store.get("a", 1) == "a"
+    store.end_reads()
+    store.close()
+
+
+def test_a_missing_shard_is_held_as_missing(root: Path) -> None:
+    store = ShardStore(root)
+    assert store.begin_read("new", wait=False) is True
+    assert not store.path("new").exists()  # nothing created
+    with ShardStore(root) as writer:
+        writer.insert("new", 1, "x")  # created meanwhile, by another connection
+        assert store.get("new", 1) is None and store.count("new") == 0  # the hold's snapshot
+        store.end_reads()
+        assert store.get("new", 1) == "x"
+    store.close()
+
+
+def test_end_reads_ends_every_hold_even_when_one_fails(tmp_path: Path) -> None:
+    with EFSModel(f"efs-test-end-{os.getpid()}-{random.getrandbits(32)}") as model:
+        store = ShardStore(tmp_path / "s", vfs=model.name)
+        for shard in ("a", "b", "c"):
+            store.insert(shard, 1, shard)
+        assert all(store.begin_read(shard) for shard in ("a", "b", "c"))
+        fault = model.inject("unlock", 1, file="b.sqlite")
+        with pytest.raises(apsw.IOError, match="injected EIO on unlock"):
+            store.end_reads()
+        assert fault.fired == 1
+        with ShardStore(tmp_path / "s", busy_timeout_ms=0) as writer, writer.write() as w:
+            for shard in ("a", "b", "c"):  # every lock was let go
+                w.put(shard, 2, "after")
+        assert store.get_many("b", [1, 2]) == {1: "b", 2: "after"}  # b reopened
+        store.put("a", 3, "writable again")
+        store.close()
+
+
 # -- bulk insert, stats, clear -----------------------------------------------------------------
 
 
