@@ -44,10 +44,19 @@ runs as is in a notebook cell).
 What the lookahead finds depends only on the document, the operation and the variables used
 below the root fields (page sizes, ``@include(if:)``), not on the root fields' own arguments such
 as the id: so it is worked out once per such combination and kept with the cached document, as
-are the sub-fields graphql-core collects for each object. The executor is graphql-core's, with one
-shortcut: a model field holding a scalar, ``id`` and an edge's ``node`` are answered from the
-request's cache and completed by graphql-core's own completion, without the resolve info and
-argument parsing that a resolver call costs (44 of the 49 fields of the benchmark request).
+are the sub-fields graphql-core collects for each object.
+
+Queries are executed *compiled*: per plan, each object selection becomes a table of steps (the
+field's response key, how its value is got, how it is completed), and a request walks those
+tables, with graphql-core's own resolvers for root fields and references, graphql-relay's paging
+arithmetic for connections and each scalar type's own ``serialize`` (or what it returns, for the
+Python types it passes through unchanged). That skips graphql-core's per-field machinery (paths,
+resolve infos, awaitable checks), about two thirds of the CPU time of the benchmark request once
+the reads were batched. It answers only when nothing goes wrong: at the first error, null where
+the schema forbids one, or abstract type (``node``, ``nodes``, introspection), graphql-core
+executes the operation again from the request's caches and reports it in its own words (see
+:class:`_Request` for store failures). ``compiled=False`` turns it off; the tests check that both
+give the same answers, byte for byte, for a corpus of queries and for random ones.
 
 ``parallel_reads``: the reads of one level do not depend on each other, so on a network file
 system, where each costs a few round trips, they are made at once, one thread per shard (each
@@ -1458,13 +1467,16 @@ def _leaf(serialize: Callable[[Any], Any], ctx: Any, value: Any) -> Any:
 
 
 class _Execution(ExecutionContext):
-    """graphql-core's execution with this API's request state: the lookahead and the collected
-    sub-fields come from the plan of the document and its lookahead variables, and the
+    """graphql-core's execution with this API's request state: the lookahead, the collected
+    sub-fields and the compiled objects come from the plan of the document and its lookahead
+    variables. A query runs compiled (:meth:`execute_operation`); a mutation, or a query the
+    compiled execution gives back, runs through graphql-core's own code, where the
     :class:`_Direct` fields skip the resolver call (no resolve info, no argument parsing; no
-    middleware either, and this API uses none). Everything else is graphql-core's own code.
+    middleware either, and this API uses none).
 
-    ``execute_field`` and ``complete_object_value`` are graphql-core 3.2's internal methods
-    (graphene 3 keeps graphql-core below 3.3): a change of their signatures fails the tests."""
+    ``execute_operation``, ``execute_field``, ``collect_subfields``, ``build_resolve_info`` and
+    ``complete_object_value`` are graphql-core 3.2's internal methods (graphene 3 keeps
+    graphql-core below 3.3): a change of their signatures fails the tests."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
