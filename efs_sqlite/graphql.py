@@ -404,14 +404,38 @@ def _list_page(
 ) -> _PageConnection:
     """The page of ``root``'s list in ``shard`` that the checked ``args`` ask for."""
     req: _Request = info.context
-    connection_type = connections[target]
+    return _fill_page(req, shard, target, connections[target], root, args, _list_shape(req, info, target))
+
+
+class _ListShape(NamedTuple):
+    """What a connection field selects: the nodes' selection, if any; whether the page's edges
+    are read at all (or only ``totalCount``)."""
+
+    node_nodes: list[FieldNode]
+    edges: bool
+    selection: _Selection | None
+
+
+def _list_shape(req: _Request, info: GraphQLResolveInfo, target: str) -> _ListShape:
     node_nodes = req.node_nodes(info, info.return_type, info.field_nodes)
     edges = bool(node_nodes) or req.selects_edges(info, info.return_type, info.field_nodes)
-    page = req.page(shard, root.id, args, connection_type, bool(node_nodes), edges)
-    if node_nodes:
-        selection = req.selection(info, target, node_nodes)
+    return _ListShape(node_nodes, edges, req.selection(info, target, node_nodes) if node_nodes else None)
+
+
+def _fill_page(
+    req: _Request,
+    shard: str,
+    target: str,
+    connection_type: type[_Connection],
+    root: _Node,
+    args: dict[str, Any],
+    shape: _ListShape,
+) -> _PageConnection:
+    page = req.page(shard, root.id, args, connection_type, bool(shape.node_nodes), shape.edges)
+    if shape.selection is not None:
+        exists, selection = req.exists, shape.selection
         for edge, uid in zip(page.connection.edges, page.ids, strict=True):
-            edge.node = _Node(uid, target) if req.exists(target, uid, selection) else _Dangling(uid)
+            edge.node = _Node(uid, target) if exists(target, uid, selection) else _Dangling(uid)
     return page.connection
 
 
@@ -723,8 +747,9 @@ class _Read(NamedTuple):
 
 
 def _merge_values(cache: dict[int, Any], ids: list[int], found: dict[int, Any]) -> None:
-    for uid in ids:
-        cache[uid] = found.get(uid)
+    if len(found) < len(ids):
+        cache.update(dict.fromkeys(ids))  # the ids not found: None
+    cache.update(found)
 
 
 def _fetch_lists(
@@ -1336,7 +1361,10 @@ def _node_id(ctx: _Execution, node: _Node) -> str:
 
 
 def _edge_node(ctx: _Execution, edge: Any) -> _Node:
-    return _Connection.Edge.resolve_node(edge, None)  # type: ignore[arg-type]  # it needs no info
+    node = edge.node  # what _Connection.Edge.resolve_node does, one call less
+    if type(node) is _Dangling:
+        raise _dangling(node)
+    return node  # type: ignore[no-any-return]
 
 
 class _Direct(NamedTuple):
@@ -1353,6 +1381,10 @@ class _Unsupported(Exception):
 
 
 _UNSUPPORTED = ("unsupported",)
+
+
+class _Root:
+    """The source of the root fields (none of their resolvers reads it)."""
 
 
 def _constant(value: Any, ctx: Any, source: Any) -> Any:
@@ -1382,27 +1414,27 @@ def _list_field(
     ctx: _Execution,
     source: Any,
 ) -> _PageConnection:
-    """A reference list: :func:`_resolve_list` with its arguments checked once per plan (they
-    depend only on the plan's variables) and kept in ``checked``."""
+    """A reference list: :func:`_resolve_list` with its arguments checked and its shape worked
+    out once per plan (they depend only on the plan's variables), kept in ``checked``."""
+    req: _Request = ctx.context_value
     if not checked:
-        args = get_argument_values(field_def, nodes[0], ctx.variable_values)
-        checked.append(_check_page_args(ctx.context_value.api.limits, args))
-    info = ctx.build_resolve_info(field_def, nodes, parent, None)  # type: ignore[arg-type]
-    return _list_page(*spec, source, info, checked[0])
+        args = _check_page_args(req.api.limits, get_argument_values(field_def, nodes[0], ctx.variable_values))
+        info = ctx.build_resolve_info(field_def, nodes, parent, None)  # type: ignore[arg-type]
+        checked += [args, _list_shape(req, info, spec[1])]
+    shard, target, connections = spec
+    return _fill_page(req, shard, target, connections[target], source, checked[0], checked[1])
 
 
 _Step = tuple[str, Callable[[Any, Any], Any], Callable[[Any, Any], Any] | None]
 
 
-def _complete_object(steps: tuple[_Step, ...], ctx: Any, source: Any) -> dict[str, Any]:
+def _complete_object(steps: tuple[_Step, ...], ctx: Any, source: Any) -> dict[str, Any] | None:
+    if source is None:
+        return None
     return {
         key: get(ctx, source) if complete is None else complete(ctx, get(ctx, source))
         for key, get, complete in steps
     }
-
-
-def _object(complete: Callable[[Any, Any], Any], ctx: Any, value: Any) -> Any:
-    return None if value is None else complete(ctx, value)
 
 
 def _non_null(complete: Callable[..., Any], ctx: Any, value: Any) -> Any:
@@ -1503,7 +1535,8 @@ class _Execution(ExecutionContext):
                     fields = collect_fields(
                         self.schema, self.fragments, self.variable_values, root_type, operation.selection_set
                     )
-                    return self._compile(root_type, fields)(self, root_value)
+                    # (a compiled object is None for a None source; the root value is None, the root is not)
+                    return self._compile(root_type, fields)(self, _Root())
                 except _Unsupported:
                     self._compiled[_UNSUPPORTED] = True
                 except (GraphQLError, TypeError):
@@ -1574,7 +1607,7 @@ class _Execution(ExecutionContext):
         if isinstance(return_type, GraphQLLeafType):
             return partial(_leaf, return_type.serialize)
         if isinstance(return_type, GraphQLObjectType):
-            return partial(_object, self._compile(return_type, self.collect_subfields(return_type, nodes)))
+            return self._compile(return_type, self.collect_subfields(return_type, nodes))
         raise _Unsupported  # an interface or union: its type is resolved per value
 
     def execute_field(

@@ -384,15 +384,19 @@ class _busy:  # lowercase: it reads like the function it replaces
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            return
-        if isinstance(exc, apsw.BusyError | apsw.LockedError):
-            raise StoreBusy(
-                f"shard {self.shards!r} stayed locked by another connection for "
-                f"{self.store.busy_timeout_ms} ms; nothing was written — retry later"
-            ) from exc
-        if isinstance(exc, apsw.IOError):
-            self.store._forget(self.shards.split(","))
+        if exc is not None:
+            _store_error(self.store, self.shards, exc)
+
+
+def _store_error(store: ShardStore, shards: str, exc: BaseException) -> None:
+    """What :class:`_busy` does with an error (it returns when the error stands as it is)."""
+    if isinstance(exc, apsw.BusyError | apsw.LockedError):
+        raise StoreBusy(
+            f"shard {shards!r} stayed locked by another connection for "
+            f"{store.busy_timeout_ms} ms; nothing was written — retry later"
+        ) from exc
+    if isinstance(exc, apsw.IOError):
+        store._forget(shards.split(","))
 
 
 @dataclass
@@ -610,6 +614,17 @@ class ShardStore:
     def _query(self, shard: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read; a missing shard (or one whose tables do not exist yet) reads as empty."""
         st = self._state()
+        conn = st.conns.get(shard) if type(shard) is str else None
+        if conn is not None and st.reading is None:  # the usual read, with _busy's work inlined
+            try:
+                return conn.execute(sql, params).fetchall()
+            except apsw.SQLError as exc:
+                if "no such table" in str(exc):
+                    return []
+                raise
+            except apsw.Error as exc:
+                _store_error(self, shard, exc)
+                raise
         if st.reading is not None and shard in st.reading and st.reading[shard] is None:
             return []  # held as missing (begin_read): it stays empty for the whole hold
         conn = self._conn(shard, create=False)
