@@ -1400,7 +1400,15 @@ def _resolved(
 ) -> Any:
     """The field's own resolver, called with the resolve info and arguments graphql-core gives."""
     info = ctx.build_resolve_info(field_def, nodes, parent, None)  # type: ignore[arg-type]
-    return field_def.resolve(source, info, **get_argument_values(field_def, nodes[0], ctx.variable_values))
+    node = nodes[0]
+    if len(node.arguments) == len(field_def.args) == 1 and isinstance(node.arguments[0].value, VariableNode):
+        # One argument given as a variable (``claim(id: $id)``), already coerced with the others:
+        # what get_argument_values would find, unless it is absent or null (then it has to say so).
+        [(name, arg)] = field_def.args.items()
+        value = ctx.variable_values.get(node.arguments[0].value.name.value)
+        if value is not None and node.arguments[0].name.value == name:
+            return field_def.resolve(source, info, **{arg.out_name or name: value})
+    return field_def.resolve(source, info, **get_argument_values(field_def, node, ctx.variable_values))
 
 
 #: A field of a compiled object: its response key, ``get(execution, parent)`` and how its value is
@@ -1426,6 +1434,18 @@ def _list_field(
 
 
 _Step = tuple[str, Callable[[Any, Any], Any], Callable[[Any, Any], Any] | None]
+
+
+def _complete_one(
+    key: str,
+    get: Callable[[Any, Any], Any],
+    complete: Callable[[Any, Any], Any] | None,
+    ctx: Any,
+    source: Any,
+) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    return {key: get(ctx, source) if complete is None else complete(ctx, get(ctx, source))}
 
 
 def _complete_object(steps: tuple[_Step, ...], ctx: Any, source: Any) -> dict[str, Any] | None:
@@ -1593,7 +1613,11 @@ class _Execution(ExecutionContext):
             else:
                 raise _Unsupported
             steps.append((response_key, get, self._completer(field_def.type, nodes)))
-        complete = self._compiled[key] = partial(_complete_object, tuple(steps))
+        if len(steps) == 1:  # an edge's { node }, most often: a dict without a comprehension
+            complete = partial(_complete_one, *steps[0])
+        else:
+            complete = partial(_complete_object, tuple(steps))
+        self._compiled[key] = complete
         return complete
 
     def _completer(self, return_type: GraphQLOutputType, nodes: list[FieldNode]) -> Callable[..., Any]:
