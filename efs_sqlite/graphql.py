@@ -434,8 +434,10 @@ def _fill_page(
     page = req.page(shard, root.id, args, connection_type, bool(shape.node_nodes), shape.edges)
     if shape.selection is not None:
         exists, selection = req.exists, shape.selection
+        known = req.existing.get((target, id(selection)), ())  # found by the prefetch
         for edge, uid in zip(page.connection.edges, page.ids, strict=True):
-            edge.node = _Node(uid, target) if exists(target, uid, selection) else _Dangling(uid)
+            found = uid in known or exists(target, uid, selection)
+            edge.node = _Node(uid, target) if found else _Dangling(uid)
     return page.connection
 
 
@@ -786,6 +788,7 @@ class _Request:
         "api",
         "budget",
         "counts",
+        "existing",
         "held",
         "lane",
         "lists",
@@ -809,6 +812,7 @@ class _Request:
         self.lane: _Lane | None = None
         self.held: set[str] | None = None
         self.prefetched: set[tuple[Any, ...]] = set()
+        self.existing: dict[tuple[str, int], set[int]] = {}  # (type, id(selection)): nodes found
         self.replay: BaseException | None = None
 
     def _replay(self) -> None:
@@ -962,7 +966,7 @@ class _Request:
     def write(self, change: Callable[[Graph], Any]) -> Any:
         """Run a change through the Graph, then forget everything read so far in this request."""
         result = change(self.api.graph)
-        for cache in (self.values, self.lists, self.counts, self.pages):
+        for cache in (self.values, self.lists, self.counts, self.pages, self.existing, self.prefetched):
             cache.clear()
         return result
 
@@ -1171,6 +1175,8 @@ class _Request:
                 ]
             )
             work = [(t, [u for u in ids if self.exists(t, u, sel)], sel) for t, ids, sel in work]
+            for t, ids, sel in work:  # _fill_page then needs not ask again
+                self.existing.setdefault((t, id(sel)), set()).update(ids)
             # `last` without `before` needed the lengths first; now read those pages together.
             exact: defaultdict[str, list[tuple[int, int, int]]] = defaultdict(list)
             for _, ids, sel in work:

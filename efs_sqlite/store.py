@@ -138,15 +138,20 @@ _LENGTH = "(SELECT r.pos + 1 FROM refs r WHERE r.uid = ids.id ORDER BY r.pos DES
 
 @functools.lru_cache(maxsize=256)
 def _with_ids(sql: str, n: int, first: int) -> str:
-    """``sql`` with the table ``ids(id)`` defined as the ``n`` ids bound from parameter ``first``
-    on, or as the elements of one JSON array bound there when ``n`` is 0 (any number of ids).
+    """``sql``, written with ``IN ids`` and ``FROM ids`` (a table ``ids(id)``), for ``n`` ids bound
+    from parameter ``first`` on: as a list of parameters (SQLite then seeks each id, with no
+    temporary table), or, when ``n`` is 0, as the elements of one JSON array bound there (any
+    number of ids).
 
-    >>> _with_ids("SELECT id FROM ids WHERE id > ?1", 2, 2)
-    'WITH ids(id) AS (VALUES (?2), (?3)) SELECT id FROM ids WHERE id > ?1'
+    >>> _with_ids("SELECT id FROM ids WHERE id IN ids AND id > ?1", 2, 2)
+    'SELECT id FROM (SELECT ?2 AS id UNION ALL SELECT ?3) AS ids WHERE id IN (?2, ?3) AND id > ?1'
     """
-    rows = ", ".join(f"(?{i})" for i in range(first, first + n))
-    source = f"VALUES {rows}" if n else f"SELECT value FROM json_each(?{first})"
-    return f"WITH ids(id) AS ({source}) {sql}"
+    if not n:
+        return f"WITH ids(id) AS (SELECT value FROM json_each(?{first})) {sql}"
+    numbers = range(first, first + n)
+    rows = " UNION ALL ".join(f"SELECT ?{i}" + (" AS id" if i == first else "") for i in numbers)
+    listed = ", ".join(f"?{i}" for i in numbers)
+    return sql.replace("FROM ids", f"FROM ({rows}) AS ids").replace("IN ids", f"IN ({listed})")
 
 
 #: Forks of this process so far, as counted in each child: a store made before the last fork
@@ -850,14 +855,13 @@ class ShardStore:
             list(pages),
             (min(offset, _MAX_POS), end),
         )
-        entries: dict[int, list[tuple[int, int]]] = {}
-        for uid, pos, value in rows:
-            if pos < 0:
-                counts[uid] = value or 0
-            else:
-                entries.setdefault(uid, []).append((pos, value))
-        for uid, found in entries.items():
-            pages[uid] = [ref for _, ref in sorted(found)]
+        counts.update((uid, value or 0) for uid, pos, value in rows if pos < 0)
+        entries = sorted(row for row in rows if row[1] >= 0)  # by list, then position
+        if len(pages) == 1:  # a level of one node, the usual case: no per-row appends
+            pages = {uid: [ref for _, _, ref in entries] for uid in pages}
+        else:
+            for uid, _, ref in entries:
+                pages[uid].append(ref)
         return counts, pages
 
     # -- writes ----------------------------------------------------------------------------------
