@@ -1154,49 +1154,54 @@ class _Request:
         """The reads of :meth:`prefetch`, level by level."""
         while level:
             work = [(t, ids, self.selection(info, t, nodes)) for t, ids, nodes in level]
-            self.budget -= sum(len(ids) for _, ids, _ in work)
+            for _, ids, _ in work:
+                self.budget -= len(ids)
             if self.budget < 0:
                 raise GraphQLError(
                     f"the request reads more than {self.api.limits.max_nodes} nodes; ask for smaller pages"
                 )
-            wanted: defaultdict[str, list[int]] = defaultdict(list)
-            windows: defaultdict[str, list[tuple[int, int, int]]] = defaultdict(list)
+            wanted: dict[str, list[int]] = {}
+            windows: dict[str, list[tuple[int, int, int]]] = {}
             for _, ids, sel in work:
                 for shard in sel.reads:
-                    wanted[shard] += ids
+                    wanted[shard] = wanted.get(shard, []) + ids
                 # Lists too are read for every id: filtering them by the values first would make
                 # two rounds of a level.
                 for shard, _target, _args, _conn, _nodes, (start, limit) in sel.lists:
-                    windows[shard] += [(u, start, limit) for u in ids]
-            self._run(
-                [
-                    *(self._values_read(shard, ids) for shard, ids in wanted.items()),
-                    *(self._lists_read(shard, keys) for shard, keys in windows.items()),
-                ]
-            )
+                    windows[shard] = windows.get(shard, []) + [(u, start, limit) for u in ids]
+            reads = [self._values_read(shard, ids) for shard, ids in wanted.items()]
+            reads += [self._lists_read(shard, keys) for shard, keys in windows.items()]
+            self._run(reads)
             work = [(t, [u for u in ids if self.exists(t, u, sel)], sel) for t, ids, sel in work]
-            for t, ids, sel in work:  # _fill_page then needs not ask again
-                self.existing.setdefault((t, id(sel)), set()).update(ids)
-            # `last` without `before` needed the lengths first; now read those pages together.
-            exact: defaultdict[str, list[tuple[int, int, int]]] = defaultdict(list)
-            for _, ids, sel in work:
-                for shard, _target, args, _conn, nodes, window in sel.lists:
-                    if nodes and window == (0, 0):
-                        for u in ids:
-                            offsets = _offsets(self.counts[shard][u], args)
-                            if offsets:
-                                exact[shard].append((u, offsets[0], len(offsets)))
-            self._run([self._lists_read(shard, keys) for shard, keys in exact.items()])
+            if any(sel.lists for _, _, sel in work):
+                self._exact_pages(work)
             level = []
-            for _, ids, sel in work:
+            for t, ids, sel in work:
+                # _fill_page then needs not ask again
+                self.existing.setdefault((t, id(sel)), set()).update(ids)
                 for shard, target, nodes in sel.refs:
                     targets = [v for v in (self.value(shard, u) for u in ids) if v is not None]
-                    level.append((target, targets, nodes))
+                    if targets:
+                        level.append((target, targets, nodes))
                 for shard, target, args, connection_type, nodes, _in_window in sel.lists:
                     if nodes:
-                        pages = [self.page(shard, u, args, connection_type, True).ids for u in ids]
-                        level.append((target, [i for page in pages for i in page], nodes))
-            level = [entry for entry in level if entry[1]]
+                        found = [i for u in ids for i in self.page(shard, u, args, connection_type, True).ids]
+                        if found:
+                            level.append((target, found, nodes))
+
+    def _exact_pages(self, work: list[tuple[str, list[int], _Selection]]) -> None:
+        """Read the pages of ``last`` without ``before`` of a level, which needed the lengths
+        first: one more read per shard, for all of them."""
+        exact: dict[str, list[tuple[int, int, int]]] = {}
+        for _, ids, sel in work:
+            for shard, _target, args, _conn, nodes, window in sel.lists:
+                if nodes and window == (0, 0):
+                    for u in ids:
+                        offsets = _offsets(self.counts[shard][u], args)
+                        if offsets:
+                            exact.setdefault(shard, []).append((u, offsets[0], len(offsets)))
+        if exact:
+            self._run([self._lists_read(shard, keys) for shard, keys in exact.items()])
 
     # -- root lookups -----------------------------------------------------------------------------
 
