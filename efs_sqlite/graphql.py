@@ -929,6 +929,20 @@ class _Request:
                 return all(self.value(shard, uid) is not None for shard in selection.required)
         return self.value(TYPE_SHARD, uid) == type_name
 
+    def _existing(self, type_name: str, ids: list[int], selection: _Selection) -> list[int]:
+        """Those of ``ids`` that are ``type_name`` nodes (:meth:`exists` for each, one pass per
+        shard instead of a call per node)."""
+        try:
+            for shard in selection.required:
+                values = self.values[shard]
+                ids = [u for u in ids if values[u] is not None]
+        except KeyError:  # not all read: one by one (exists reads what it lacks)
+            pass
+        else:
+            if selection.required:
+                return ids
+        return [u for u in ids if self.exists(type_name, u, selection)]
+
     def page(
         self,
         shard: str,
@@ -1172,7 +1186,7 @@ class _Request:
             reads = [self._values_read(shard, ids) for shard, ids in wanted.items()]
             reads += [self._lists_read(shard, keys) for shard, keys in windows.items()]
             self._run(reads)
-            work = [(t, [u for u in ids if self.exists(t, u, sel)], sel) for t, ids, sel in work]
+            work = [(t, self._existing(t, ids, sel), sel) for t, ids, sel in work]
             if any(sel.lists for _, _, sel in work):
                 self._exact_pages(work)
             level = []

@@ -777,7 +777,14 @@ class ShardStore:
         if not ids:
             return {}
         rows = self._query_ids(shard, "SELECT uid, value, kind FROM items WHERE uid IN ids", ids)
-        return {uid: value if kind == _PLAIN else _decode(value, kind) for uid, value, kind in rows}
+        return {
+            uid: value
+            if kind == _PLAIN
+            else _EPOCH + value * _MICRO
+            if kind == _DATETIME
+            else _decode(value, kind)
+            for uid, value, kind in rows
+        }
 
     def scan(self, shard: str, after: int | None = None, limit: int = 1000) -> list[tuple[int, Any]]:
         """Up to ``limit`` ``(uid, value)`` pairs in id order, starting after ``after``."""
