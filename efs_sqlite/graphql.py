@@ -1436,8 +1436,6 @@ def _resolved(
     return field_def.resolve(source, info, **get_argument_values(field_def, node, ctx.variable_values))
 
 
-#: A field of a compiled object: its response key, ``get(execution, parent)`` and how its value is
-#: completed (``None``: ``get`` returns it complete).
 def _list_field(
     spec: tuple[Any, ...],
     parent: GraphQLObjectType,
@@ -1458,6 +1456,8 @@ def _list_field(
     return _fill_page(req, shard, target, connections[target], source, checked[0], checked[1])
 
 
+#: A field of a compiled object: its response key, ``get(execution, parent)`` and how its value is
+#: completed (``None``: ``get`` returns it complete).
 _Step = tuple[str, Callable[[Any, Any], Any], Callable[[Any, Any], Any] | None]
 _UNREAD = object()  # a value not in the request's cache
 
@@ -1474,13 +1474,15 @@ def _object_function(steps: tuple[_Step, ...]) -> Callable[[Any, Any], dict[str,
     >>> complete(None, object()), complete(None, None)
     ({'__typename': 'T'}, None)
     """
-    names: dict[str, Any] = {"UNREAD": _UNREAD, "EMPTY": {}, "datetime": datetime, "encode": uids.encode}
+    names: dict[str, Any] = {"UNREAD": _UNREAD, "EMPTY": {}, "encode": uids.encode, "Dangling": _Dangling}
     reads, items = [], []
     for i, (key, get, complete) in enumerate(steps):
         names[f"get{i}"], names[f"complete{i}"] = get, complete
         value = f"get{i}(ctx, source)"
         if get is _node_id:
             value = "encode(source.id)"
+        elif get is _edge_node:  # what it does, a dangling reference left to it (it raises)
+            value = f"get{i}(ctx, source) if type(source.node) is Dangling else source.node"
         elif isinstance(get, partial) and get.func is _constant:
             value = repr(get.args[0])
         elif isinstance(get, partial) and get.func is _stored_leaf:
