@@ -585,7 +585,9 @@ class ShardStore:
 
     def _open(self, path: Path, create: bool) -> apsw.Connection:
         flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
-        conn = apsw.Connection(str(path), flags=flags, vfs=self.vfs or None)
+        # Reads prepare one statement per number of ids (up to _INLINE_IDS) and kind of read:
+        # apsw's default cache of 100 prepared statements would evict some of them.
+        conn = apsw.Connection(str(path), flags=flags, vfs=self.vfs or None, statementcachesize=256)
         conn.set_busy_timeout(self.busy_timeout_ms)
         self._pragmas(conn, "main")
         with self._all_lock:
