@@ -1540,19 +1540,10 @@ def _stored_leaf(
     ctx: _Execution,
     node: _Node,
 ) -> Any:
-    """A required stored scalar of ``node``, serialized: ``_stored`` and ``_required_leaf`` in one,
-    and for the usual types without calling ``serialize`` (whose result it gives)."""
-    req: _Request = ctx.context_value
-    try:
-        value = req.values[shard][node.id]
-    except KeyError:
-        value = req.value(shard, node.id)
-    kind = type(value)
-    if kind is unchanged and (kind is not int or -_INT32 <= value < _INT32):
-        return value
-    if kind is iso:
-        return value.isoformat()
-    return _required_leaf(serialize, ctx, value)
+    """A required stored scalar of ``node``, serialized. Compiled objects do this inline
+    (:func:`_object_function`), where ``unchanged`` and ``iso`` let the usual Python types skip
+    ``serialize``; this is what they call for a value they find no simple way to pass on."""
+    return _required_leaf(serialize, ctx, _stored(shard, ctx, node))
 
 
 def _required_leaf(serialize: Callable[[Any], Any], ctx: Any, value: Any) -> Any:

@@ -622,31 +622,31 @@ class ShardStore:
         """Run a read; a missing shard (or one whose tables do not exist yet) reads as empty."""
         st = self._state()
         conn = st.conns.get(shard) if type(shard) is str else None
-        if conn is not None and st.reading is None:  # the usual read, with _busy's work inlined
-            try:
-                return conn.execute(sql, params).fetchall()
-            except apsw.SQLError as exc:
-                if "no such table" in str(exc):
-                    return []
-                raise
-            except apsw.Error as exc:
-                _store_error(self, shard, exc)
-                raise
+        if conn is None or st.reading is not None:  # not the usual warm read: open, or hold
+            conn = self._reading_conn(st, shard)
+            if conn is None:
+                return []
+        try:  # _busy's work, inlined: this runs for every read
+            return conn.execute(sql, params).fetchall()
+        except apsw.SQLError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+        except apsw.Error as exc:
+            _store_error(self, shard, exc)
+            raise
+
+    def _reading_conn(self, st: _Local, shard: str) -> apsw.Connection | None:
+        """The connection a read of ``shard`` uses, opened if need be and, inside a hold
+        (:meth:`read`, :meth:`begin_read`), in its read transaction; None if it reads as empty."""
         if st.reading is not None and shard in st.reading and st.reading[shard] is None:
-            return []  # held as missing (begin_read): it stays empty for the whole hold
+            return None  # held as missing (begin_read): it stays empty for the whole hold
         conn = self._conn(shard, create=False)
-        if conn is None:
-            return []
-        with _busy(self, shard):
-            if st.reading is not None and shard not in st.reading:
+        if conn is not None and st.reading is not None and shard not in st.reading:
+            with _busy(self, shard):
                 conn.execute("BEGIN")
-                st.reading[shard] = conn
-            try:
-                return conn.execute(sql, params).fetchall()
-            except apsw.SQLError as exc:
-                if "no such table" in str(exc):
-                    return []
-                raise
+            st.reading[shard] = conn
+        return conn
 
     def _query_ids(
         self, shard: str, sql: str, ids: list[int], params: Sequence[Any] = ()

@@ -1,4 +1,5 @@
-"""Child processes of the reliability tests: writers that log every commit they saw succeed.
+"""Child processes of the tests: writers that log every commit they saw succeed (the reliability
+tests), and :class:`ExclusiveLock`, another process holding a shard locked (the busy tests).
 
 A worker runs in its own process (``multiprocessing`` with ``fork``) and appends one line to its
 own log *after* each write returns, so a line is an acknowledgement: the store told the caller the
@@ -21,8 +22,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from efs_sqlite.nodes import Graph
 from efs_sqlite.store import ShardStore, StoreBusy, UIDCollision
@@ -143,3 +147,49 @@ def read_log(path: str | os.PathLike[str]) -> list[list[str]]:
     data = Path(path).read_bytes() if Path(path).exists() else b""
     # A line is written by one write() call; one without its newline was never acknowledged.
     return [line.split() for line in data.decode().split("\n")[:-1]]
+
+
+_LOCKER = """
+import sys, apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+print("released", flush=True)
+"""
+
+
+class ExclusiveLock:
+    """Another process holding ``BEGIN EXCLUSIVE`` on a SQLite file from the start of the
+    ``with`` block until :meth:`release`; whatever happens, the block's end kills it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ExclusiveLock:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _LOCKER, self.path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert self.process.stdout is not None and self.process.stdout.readline() == "locked\n"
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def release(self) -> None:
+        """Commit in the other process (its lock is gone when this returns)."""
+        assert self.process is not None and self.process.stdin is not None and self.process.stdout
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline() == "released\n"
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()

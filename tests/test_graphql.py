@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import _workers as wk
 import apsw
 import pytest
 
@@ -815,16 +816,6 @@ def test_each_shard_is_locked_once_per_request_even_when_read_at_two_levels(insu
         plain.close()
 
 
-LOCKER = """
-import sys, apsw
-conn = apsw.Connection(sys.argv[1])
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("COMMIT")
-print("released", flush=True)
-"""
-
 #: A grouped write across two shards, as the store makes one: ATTACH, one transaction, one commit.
 GROUP_WRITER = """
 import sys, apsw
@@ -889,34 +880,20 @@ def test_a_busy_shard_makes_the_request_wait_holding_no_other(insurance: Any) ->
     api = GraphQLAPI(store, parallel_reads=True)
     assert api.execute(CLAIM_WITH_PARTIES, variables) == expected  # warm
     store.entered.clear()
-    locker = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(store.path("claim_type_code"))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert locker.stdout is not None and locker.stdin is not None
-        assert locker.stdout.readline() == "locked\n"
-        with ThreadPoolExecutor(1) as pool:
-            request = pool.submit(api.execute, CLAIM_WITH_PARTIES, variables)
-            # The lock-ahead found claim_type_code busy, let go of the rest, and now the request
-            # waits for it level by level, which it cannot get before the locker lets go ...
-            assert store.entered.wait(timeout=60)
-            assert store.began["claim_type_code"] is False
-            # ... holding no other shard meanwhile: a grouped writer in another process commits to a
-            # shard of each level (one the lock-ahead would have held) without waiting for it.
-            writer = group_writer(store, "claim_identifier", "party_identifier")
-            out, err = writer.communicate(timeout=120)
-            assert out == "committed\n", err
-            assert not request.done()
-            locker.stdin.write("\n")
-            locker.stdin.flush()
-            assert locker.stdout.readline() == "released\n"
-            assert request.result(timeout=120) == expected
-    finally:
-        locker.kill()
-        locker.wait()
+    with wk.ExclusiveLock(store.path("claim_type_code")) as lock, ThreadPoolExecutor(1) as pool:
+        request = pool.submit(api.execute, CLAIM_WITH_PARTIES, variables)
+        # The lock-ahead found claim_type_code busy, let go of the rest, and now the request
+        # waits for it level by level, which it cannot get before the locker lets go ...
+        assert store.entered.wait(timeout=60)
+        assert store.began["claim_type_code"] is False
+        # ... holding no other shard meanwhile: a grouped writer in another process commits to a
+        # shard of each level (one the lock-ahead would have held) without waiting for it.
+        writer = group_writer(store, "claim_identifier", "party_identifier")
+        out, err = writer.communicate(timeout=120)
+        assert out == "committed\n", err
+        assert not request.done()
+        lock.release()
+        assert request.result(timeout=120) == expected
     assert api.execute(CLAIM_WITH_PARTIES, variables) == expected
     assert store.began["claim_type_code"] is True  # locked ahead again
     api.close()
@@ -1356,21 +1333,10 @@ def test_a_busy_shard_is_waited_for_once_and_reported_where_it_was_read(
     variables = {"id": insurance.ids[insurance.claim]}
     expected = GraphQLAPI(insurance.store).execute(CLAIM_WITH_PARTIES, variables)
     assert api.execute(CLAIM_WITH_PARTIES, variables) == expected
-    locker = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(store.path("party_timestamp"))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+    with wk.ExclusiveLock(store.path("party_timestamp")) as lock:
         store.calls.clear()
         result = api.execute(CLAIM_WITH_PARTIES, variables)
-    finally:
-        assert locker.stdin is not None
-        locker.stdin.write("\n")
-        locker.stdin.flush()
-        locker.wait(timeout=30)
+        lock.release()
     assert result["data"] == {"claim": None}
     [error] = result["errors"]
     assert error["path"] == ["claim"] and "party_timestamp" in error["message"], error

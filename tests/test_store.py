@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import _workers as wk
 import apsw
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -759,29 +760,11 @@ def test_network_detection_reads_the_mount_table(tmp_path: Path) -> None:
 
 # -- busy --------------------------------------------------------------------------------------
 
-LOCKER = """
-import sys, apsw
-conn = apsw.Connection(sys.argv[1])
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("COMMIT")
-print("released", flush=True)
-"""
-
 
 def test_a_lock_held_by_another_process_raises_store_busy(root: Path) -> None:
     warm = ShardStore(root, busy_timeout_ms=150)
     warm.insert("a", 1, "before")
-    locker = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(warm.path("a"))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert locker.stdout is not None and locker.stdin is not None
-        assert locker.stdout.readline() == "locked\n"
+    with wk.ExclusiveLock(warm.path("a")) as lock:
         cold = ShardStore(root, busy_timeout_ms=150)
 
         def attempts() -> list[str]:
@@ -802,12 +785,7 @@ def test_a_lock_held_by_another_process_raises_store_busy(root: Path) -> None:
         with ThreadPoolExecutor(1) as pool:  # a hang fails the test instead of stalling the suite
             failures = pool.submit(attempts).result(timeout=60)
         assert len(failures) == 6
-        locker.stdin.write("\n")
-        locker.stdin.flush()
-        assert locker.stdout.readline() == "released\n"
-    finally:
-        locker.kill()
-        locker.wait()
+        lock.release()
     # Nothing was half-written, and the store works again once the lock is gone.
     assert warm.scan("a") == [(1, "before")]
     assert warm.get("b", 3) is None
@@ -863,15 +841,7 @@ def test_begin_read_without_waiting_answers_false_while_a_writer_holds_the_shard
     store = ShardStore(root, busy_timeout_ms=100)
     store.insert("a", 1, "a")
     store.insert("b", 1, "b")
-    locker = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(store.path("a"))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert locker.stdout is not None and locker.stdin is not None
-        assert locker.stdout.readline() == "locked\n"
+    with wk.ExclusiveLock(store.path("a")) as lock:
         assert store.begin_read("a", wait=False) is False  # nothing held: the thread is as it was
         store.put("b", 2, "written")
         assert store.begin_read("b") and store.begin_read("a", wait=False) is False
@@ -882,12 +852,7 @@ def test_begin_read_without_waiting_answers_false_while_a_writer_holds_the_shard
             store.begin_read("a")
         store.end_reads()  # ... until the hold ends
         store.put("b", 3, "x")
-        locker.stdin.write("\n")
-        locker.stdin.flush()
-        assert locker.stdout.readline() == "released\n"
-    finally:
-        locker.kill()
-        locker.wait()
+        lock.release()
     assert store.begin_read("a", wait=False) is True
     assert store.get("a", 1) == "a"
     store.end_reads()
