@@ -47,7 +47,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from efs_sqlite.aws import function_url_event
-from efs_sqlite.efs import EFSModel
+from efs_sqlite.efs_model import EFSModel
 from efs_sqlite.graphql import GraphQLAPI
 from efs_sqlite.store import Ref, ShardStore
 from efs_sqlite.uid import encode, generate

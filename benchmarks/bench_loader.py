@@ -23,7 +23,7 @@ from typing import Any
 import apsw
 
 from efs_sqlite.data import Scale, generate_dataset, read_records
-from efs_sqlite.efs import EFSModel
+from efs_sqlite.efs_model import EFSModel
 from efs_sqlite.loader import default_threads, load, load_path
 from efs_sqlite.model import INSURANCE
 from efs_sqlite.store import ShardStore

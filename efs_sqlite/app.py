@@ -36,7 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from efs_sqlite.graphql import GraphQLAPI, Limits, OperationNotAllowed
+from efs_sqlite.errors import OperationNotAllowed
+from efs_sqlite.graphql import GraphQLAPI, Limits
 from efs_sqlite.model import INSURANCE, Model
 from efs_sqlite.store import ShardStore
 

@@ -48,32 +48,29 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
 
+from efs_sqlite.errors import AwsError, BuildError, DeployError, RemoteLoadError, VerifyError
+
 __all__ = [
     "MAX_EVENT_BYTES",
     "MAX_ZIP_BYTES",
     "RUNTIME",
     "TAG_KEY",
-    "AwsError",
-    "BuildError",
     "BuildResult",
     "Call",
-    "DeployError",
     "HandlerCheck",
-    "LoadError",
     "LoadEvent",
     "LoadSummary",
     "Stack",
     "StackConfig",
     "Verification",
-    "VerifyError",
     "build_zip",
     "deploy",
     "find_python",
     "find_stack",
     "function_url_event",
-    "load",
     "load_events",
     "moto_server",
+    "remote_load",
     "runtime_requirements",
     "signed_query",
     "teardown",
@@ -107,26 +104,6 @@ _VPC_LAMBDA_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
 # Lambda doesn't support"), so automatic zone picking skips it.
 _LAMBDA_UNSUPPORTED_ZONE_IDS = frozenset({"use1-az3"})
 _PUBLIC_STATEMENTS = ("efs-sqlite-public-url", "efs-sqlite-public-invoke")
-
-
-class AwsError(RuntimeError):
-    """Base of the errors this module raises for a failed build, verification, deploy or load."""
-
-
-class BuildError(AwsError):
-    """The Lambda zip could not be built, or breaks a Lambda limit."""
-
-
-class VerifyError(AwsError):
-    """A handler failed to import or to answer its event from the unpacked zip."""
-
-
-class DeployError(AwsError):
-    """A deploy or teardown cannot proceed (a resource in the way, a failed state, a timeout)."""
-
-
-class LoadError(AwsError):
-    """The loader function rejected a batch or answered something other than its contract."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -1804,7 +1781,7 @@ def _encode_record(index: int, record: Mapping[str, Any] | Sequence[Any]) -> byt
         raise ValueError(f"record {index}: value is not JSON ({error}): {record!r}") from None
 
 
-def load(
+def remote_load(
     stack: Stack,
     records: Iterable[Mapping[str, Any] | Sequence[Any]],
     *,
@@ -1820,7 +1797,7 @@ def load(
     Each invocation is synchronous and must answer ``{"ok": true, "loaded": <records in the
     event>, ...}`` (records already present count as loaded: the loader skips equal values).
     Anything else (a function error, a rejected batch, a stand-in's canned reply) raises
-    :class:`LoadError` naming the batch and the loader's reason; the batches before it stay loaded
+    :class:`RemoteLoadError` naming the batch and the loader's reason; the batches before it stay loaded
     and a re-run is safe. *client* is a Lambda client (default: from *session*).
     """
     from tqdm.auto import tqdm
@@ -1839,7 +1816,7 @@ def load(
             body = reply["Payload"].read()
             where = f"batch {number} (records {sent}..{sent + event.count - 1})"
             if reply.get("FunctionError"):
-                raise LoadError(f"{where}: the loader failed: {body[:2000].decode(errors='replace')}")
+                raise RemoteLoadError(f"{where}: the loader failed: {body[:2000].decode(errors='replace')}")
             try:
                 answer = json.loads(body)
             except ValueError:
@@ -1849,12 +1826,12 @@ def load(
                     f"\n  record {sent + int(i.get('index', 0))}: {i.get('error')}"
                     for i in answer.get("invalid", [])
                 )
-                raise LoadError(f"{where}: the loader refused it: {answer.get('error')}{invalid}")
+                raise RemoteLoadError(f"{where}: the loader refused it: {answer.get('error')}{invalid}")
             if not isinstance(answer, dict) or (answer.get("ok"), answer.get("loaded")) != (
                 True,
                 event.count,
             ):
-                raise LoadError(
+                raise RemoteLoadError(
                     f"{where}: expected {{'ok': true, 'loaded': {event.count}}}, got {body[:2000]!r}"
                 )
             responses.append(answer)

@@ -1,6 +1,6 @@
 """Price tables and the cost model: $ per million requests on EFS (per throughput mode) vs DynamoDB.
 
-The inputs are what :mod:`efs_sqlite.efs` measures for one request — NFS requests by EFS class and
+The inputs are what :mod:`efs_sqlite.efs_model` measures for one request — NFS requests by EFS class and
 bytes — wrapped in a :class:`RequestProfile` that also says what the same request would read and
 write in the equivalent DynamoDB design (the earlier system's: one item per field value,
 BatchGetItem of up to 100 keys per round trip). Each design's Lambda duration is the request's own
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from efs_sqlite.efs import PROFILES, Ops
+from efs_sqlite.efs_model import PROFILES, Ops
 
 __all__ = [
     "BURSTING",
@@ -202,7 +202,7 @@ class RequestProfile:
 
     @classmethod
     def from_ops(cls, ops: Ops | Mapping[str, Any], **dynamodb: Any) -> RequestProfile:
-        """Build from an :class:`~efs_sqlite.efs.Ops` or its ``as_dict()``; other fields by name."""
+        """Build from an :class:`~efs_sqlite.efs_model.Ops` or its ``as_dict()``; other fields by name."""
         d = ops.as_dict() if isinstance(ops, Ops) else ops
         keys = ("metadata_read_ops", "metadata_write_ops", "data_read_ops", "data_read_bytes")
         keys += ("data_write_ops", "data_write_bytes")

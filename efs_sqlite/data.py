@@ -52,12 +52,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from efs_sqlite.errors import DataSetError
 from efs_sqlite.model import INSURANCE, TYPE_SHARD
 
 __all__ = [
     "GENERATOR_VERSION",
     "SCALES",
-    "DataSetError",
     "Record",
     "Scale",
     "generate_dataset",
@@ -91,10 +91,6 @@ def _slot_bounds(regular: int) -> tuple[int, int]:
     full, rest = divmod(regular, _BLOCK)
     partial = [_PREFIX[rest + r] - _PREFIX[r] for r in range(_BLOCK)]
     return full * _BLOCK_SLOTS + min(partial), full * _BLOCK_SLOTS + max(partial)
-
-
-class DataSetError(ValueError):
-    """A data set that cannot be read as written: missing manifest, checksum mismatch, bad line."""
 
 
 @dataclass(frozen=True)

@@ -70,11 +70,11 @@ from efs_sqlite.costs import (
     max_requests_per_second,
 )
 from efs_sqlite.data import read_records
-from efs_sqlite.efs import FAULT_KINDS, PROFILES, EFSModel, Ops
+from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, Ops
+from efs_sqlite.graph import Graph
 from efs_sqlite.graphql import GraphQLAPI
 from efs_sqlite.loader import load
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Model
-from efs_sqlite.nodes import Graph
 from efs_sqlite.store import Ref, ShardStore
 from efs_sqlite.uid import SEQ_BITS, Generator, encode, to_mediagone
 
@@ -496,7 +496,7 @@ def load_throughput(
     """Loader throughput by worker threads, on local disk and under each EFS latency profile.
 
     Loads the first ``records`` records of ``dataset`` (all if ``None``) into a new store per case.
-    Under an EFS profile the store runs on an :class:`~efs_sqlite.efs.EFSModel` that *sleeps* each
+    Under an EFS profile the store runs on an :class:`~efs_sqlite.efs_model.EFSModel` that *sleeps* each
     request's delay, so threads overlap their waits as they would on the network and the wall time
     is the measurement. Profiles with the same latencies (Elastic, Bursting and Provisioned share the
     published figures) are measured once, under a joint label; ``local`` uses the plain store.
@@ -607,7 +607,7 @@ def workloads(
     * ``point_read``: one ``get`` from ``claim_type_code``;
     * ``batched_read``: one ``get_many`` of ``batch`` ids spread over ``party_identifier``;
     * ``commit``: one ``put`` replacing a value of ``claim_type_code`` (a 1-row commit);
-    * ``node_create``: a ``node_type`` node written as :class:`~efs_sqlite.nodes.Graph` writes it:
+    * ``node_create``: a ``node_type`` node written as :class:`~efs_sqlite.graph.Graph` writes it:
       one grouped ``store.write()`` into ``_type`` and each of its non-list field shards (the
       Graph also reads ``_type`` first to check references: not counted here);
     * ``list_page``: ``list_count`` and one 100-entry ``list_page`` at ``list_offset`` of a
@@ -792,7 +792,7 @@ def _measure(
 def request_profile(
     ops: Ops | Mapping[str, Any], *, dynamodb: Mapping[str, int] | None = None, compute_s: float = 0.0
 ) -> RequestProfile:
-    """Measured operations (an :class:`~efs_sqlite.efs.Ops` or its ``as_dict()``) as a
+    """Measured operations (an :class:`~efs_sqlite.efs_model.Ops` or its ``as_dict()``) as a
     :class:`~efs_sqlite.costs.RequestProfile`, with the DynamoDB equivalent (e.g. a
     :attr:`Workload.dynamodb`) and ``compute_s`` of Lambda time besides storage waits.
 

@@ -16,7 +16,7 @@ Schema
   keep their value, ``null`` clears an optional one), ``deleteT(id:)`` and, per reference list
   ``F``, ``addTF(id:, ids:)`` / ``removeTF(id:, ids:)``. Every input is checked against the model
   and every reference against the ``_type`` shard before one grouped write
-  (:class:`~efs_sqlite.nodes.Graph`): an invalid input is a GraphQL error and writes nothing.
+  (:class:`~efs_sqlite.graph.Graph`): an invalid input is a GraphQL error and writes nothing.
 
 ``int`` stays GraphQL ``Int``, as in the earlier system's SDL (``claimIdentifier: Int!``): values
 must fit 32 bits. A larger input is refused by GraphQL itself; a larger value already stored reads
@@ -152,14 +152,14 @@ from graphql.execution.values import get_argument_values
 from graphql_relay import connection_from_array_slice, cursor_to_offset
 
 from efs_sqlite import uid as uids
-from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType, ValidationError
-from efs_sqlite.nodes import Graph, NodeNotFound
-from efs_sqlite.store import ShardStore, StoreBusy, is_network_filesystem
+from efs_sqlite.errors import NodeNotFound, OperationNotAllowed, StoreBusy, ValidationError
+from efs_sqlite.graph import Graph
+from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
+from efs_sqlite.store import ShardStore, is_network_filesystem
 
 __all__ = [
     "GraphQLAPI",
     "Limits",
-    "OperationNotAllowed",
     "build_schema",
     "measure",
     "schema_sdl",
@@ -210,10 +210,6 @@ class Limits:
                 raise ValueError(f"Limits.{name} must be a positive integer, not {value!r}")
         if self.default_page > self.max_page:
             raise ValueError("Limits.default_page must not exceed max_page")
-
-
-class OperationNotAllowed(Exception):
-    """The operation is not allowed by the caller (a mutation sent over HTTP GET)."""
 
 
 # -- the Node interface and the objects resolvers return ----------------------------------------

@@ -61,7 +61,7 @@ Re-running a load is safe, and a rerun after an interruption finishes the rest:
 >>> load(store, [{"shard": "../x", "uid": 5, "value": 1}], progress=False)
 Traceback (most recent call last):
 ...
-efs_sqlite.loader.LoadError: shard '../x', record #0 (uid 5): unknown shard '../x'
+efs_sqlite.errors.LoadError: shard '../x', record #0 (uid 5): unknown shard '../x'
 """
 
 from __future__ import annotations
@@ -81,21 +81,13 @@ from operator import attrgetter, floordiv, sub
 from typing import Any
 
 from efs_sqlite.data import read_manifest, read_records
-from efs_sqlite.model import INSURANCE, TYPE_SHARD, Model, ValidationError
-from efs_sqlite.store import (
-    STORED_KINDS,
-    ShardStore,
-    Transaction,
-    UIDCollision,
-    is_network_filesystem,
-    stored_form,
-)
+from efs_sqlite.errors import LoadError, RecordError, UIDCollision, ValidationError
+from efs_sqlite.model import INSURANCE, TYPE_SHARD, Model
+from efs_sqlite.store import STORED_KINDS, ShardStore, Transaction, is_network_filesystem, stored_form
 
 __all__ = [
     "LOCAL_THREADS",
-    "LoadError",
     "LoadSummary",
-    "RecordError",
     "default_threads",
     "load",
     "load_path",
@@ -108,18 +100,6 @@ LOCAL_THREADS = 1
 _CHUNK = 256
 
 _MAX_UID = 2**63
-
-
-class RecordError(ValueError):
-    """A record that does not fit the model; the message says what is wrong."""
-
-
-class LoadError(RuntimeError):
-    """A load stopped: ``shard``, ``index`` (the record's position in the input) and ``uid`` say where."""
-
-    def __init__(self, shard: Any, index: int, uid: Any, reason: str) -> None:
-        super().__init__(f"shard {str(shard)[:80]!r}, record #{index} (uid {str(uid)[:40]}): {reason}")
-        self.shard, self.index, self.uid, self.reason = shard, index, uid, reason
 
 
 @dataclass(frozen=True)
@@ -188,7 +168,7 @@ def validate_record(record: Any, model: Model = INSURANCE) -> tuple[str, int, An
     >>> validate_record({"shard": "claim_timestamp", "uid": 2**64, "value": "2024-01-01"})
     Traceback (most recent call last):
     ...
-    efs_sqlite.loader.RecordError: uid must be an integer in 1 .. 2^63-1, not '18446744073709551616'
+    efs_sqlite.errors.RecordError: uid must be an integer in 1 .. 2^63-1, not '18446744073709551616'
     """
     return _validator(model)(record)
 

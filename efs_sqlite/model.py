@@ -27,6 +27,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from efs_sqlite.errors import ValidationError
+
 __all__ = [
     "INSURANCE",
     "KINDS",
@@ -34,7 +36,6 @@ __all__ = [
     "Field",
     "Model",
     "NodeType",
-    "ValidationError",
 ]
 
 FieldKind = Literal["str", "int", "float", "decimal", "datetime", "bool", "bytes", "ref", "refs"]
@@ -47,10 +48,6 @@ TYPE_SHARD = "_type"
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _INT64 = (-(2**63), 2**63 - 1)
-
-
-class ValidationError(ValueError):
-    """A value that does not fit its field; the message names the field and the problem."""
 
 
 def _camel(name: str) -> str:
@@ -104,7 +101,7 @@ class Field:
         >>> Field("n", "int").coerce("x")
         Traceback (most recent call last):
         ...
-        efs_sqlite.model.ValidationError: n: expected an integer, got 'x'
+        efs_sqlite.errors.ValidationError: n: expected an integer, got 'x'
         """
         if value is None:
             if self.required:

@@ -67,16 +67,15 @@ from typing import Any, Literal
 
 import apsw
 
+from efs_sqlite.errors import StoreBusy, StoreError, UIDCollision
+
 __all__ = [
     "JOURNAL_MODES",
     "NETWORK_FILESYSTEMS",
     "STORED_KINDS",
     "Ref",
     "ShardStore",
-    "StoreBusy",
-    "StoreError",
     "Transaction",
-    "UIDCollision",
     "WriteBatch",
     "is_network_filesystem",
     "stored_form",
@@ -128,7 +127,6 @@ _ON_CONFLICT = {
     "skip_equal": "INSERT OR IGNORE",
 }
 OnConflict = Literal["error", "replace", "ignore", "skip_equal"]
-_NOTHING: Any = object()
 #: Up to this many ids, a read binds each as a parameter: 30-40% faster than one JSON array for a
 #: level's usual 1-10 ids (SQLite's json_each costs a few µs to set up); more go as a JSON array.
 _INLINE_IDS = 32
@@ -166,38 +164,6 @@ def _count_fork() -> None:
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork either
     os.register_at_fork(after_in_child=_count_fork)
-
-
-class StoreError(Exception):
-    """Base class of the store's errors."""
-
-
-class UIDCollision(StoreError, KeyError):
-    """:meth:`ShardStore.insert` found the id already present: nothing was overwritten.
-
-    A bulk insert with ``on_conflict="skip_equal"`` also says which of its rows collided (``row``,
-    its position), the value the id ``held`` and the ``value`` the row had.
-    """
-
-    def __init__(
-        self, shard: str, uid: int, *, row: int | None = None, held: Any = _NOTHING, value: Any = _NOTHING
-    ) -> None:
-        if held is _NOTHING:
-            message = f"id {uid} already exists in shard {shard!r}; nothing was written"
-        else:
-            message = (
-                f"id {uid} in shard {shard!r} already holds {held!r:.100}, not {value!r:.100}; "
-                "nothing was written"
-            )
-        super().__init__(message)
-        self.shard, self.uid, self.row, self.held, self.value = shard, uid, row, held, value
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
-
-
-class StoreBusy(StoreError):
-    """Another connection held the lock for longer than the busy timeout."""
 
 
 class Ref(int):

@@ -8,7 +8,7 @@ in the store. The log is opened unbuffered, so a line is one ``write()`` system 
 SIGKILL cannot split.
 
 Log lines: ``<kind> <uid> <value>`` for an acknowledged write, ``busy <kind> <uid> <value>`` for
-a write that raised :class:`~efs_sqlite.store.StoreBusy`, ``error <kind> <uid> <message>`` for
+a write that raised :class:`~efs_sqlite.errors.StoreBusy`, ``error <kind> <uid> <message>`` for
 anything else.
 
 The ids are ``(round << 40) | (slot << 32) | seq``: a log line names who wrote what without any
@@ -28,8 +28,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from efs_sqlite.nodes import Graph
-from efs_sqlite.store import ShardStore, StoreBusy, UIDCollision
+from efs_sqlite.errors import StoreBusy, UIDCollision
+from efs_sqlite.graph import Graph
+from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import Generator
 
 #: A grouped write inserts one value into each of these, and a two-entry list into LIST.

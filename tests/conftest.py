@@ -34,7 +34,7 @@ def _insurance_template(tmp_path_factory):
     from datetime import UTC, datetime, timedelta
     from types import SimpleNamespace
 
-    from efs_sqlite.nodes import Graph
+    from efs_sqlite.graph import Graph
     from efs_sqlite.store import ShardStore
 
     root = tmp_path_factory.mktemp("insurance") / "store"
@@ -73,7 +73,7 @@ def insurance(_insurance_template, tmp_path):
     import shutil
     from types import SimpleNamespace
 
-    from efs_sqlite.nodes import Graph
+    from efs_sqlite.graph import Graph
     from efs_sqlite.store import ShardStore
     from efs_sqlite.uid import encode
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from efs_sqlite.app import create_app
-from efs_sqlite.efs import EFSModel
+from efs_sqlite.efs_model import EFSModel
 from efs_sqlite.graphql import schema_sdl
 from efs_sqlite.store import ShardStore
 

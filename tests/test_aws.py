@@ -747,8 +747,8 @@ def test_load_does_not_take_motos_canned_invoke_answer_for_a_load(
     session: boto3.Session, tiny_zip: aws.BuildResult
 ) -> None:
     stack = aws.deploy(config("loadmoto"), build=tiny_zip, session=session)
-    with pytest.raises(aws.LoadError, match=r"batch 0 \(records 0\.\.1\)"):
-        aws.load(
+    with pytest.raises(aws.RemoteLoadError, match=r"batch 0 \(records 0\.\.1\)"):
+        aws.remote_load(
             stack, [("claim_type_code", 1, "A"), ("claim_type_code", 2, "B")], session=session, progress=False
         )
     aws.teardown("loadmoto", session=session)
@@ -775,16 +775,16 @@ def test_load_through_the_real_loader_handler(tmp_path: Path, monkeypatch: pytes
         "efs-sqlite-local-graphql", "efs-sqlite-local-loader", "https://x", "AWS_IAM",
     )  # fmt: skip
     records = [("claim_type_code", n, f"T{n}") for n in range(1, 2001)]
-    summary = aws.load(stack, records, client=InProcessLambda(), max_records=300, progress=False)
+    summary = aws.remote_load(stack, records, client=InProcessLambda(), max_records=300, progress=False)
     assert (summary.records, summary.invocations) == (2000, 7)
     assert sum(r["shards"]["claim_type_code"] for r in summary.responses) == 2000
-    again = aws.load(stack, records, client=InProcessLambda(), max_records=300, progress=False)
+    again = aws.remote_load(stack, records, client=InProcessLambda(), max_records=300, progress=False)
     assert sum(r["skipped"] for r in again.responses) == 2000  # a re-run is safe: nothing rewritten
     bad = [*records[:400], ("claim_type_code", 0, "T0")]
     with pytest.raises(
-        aws.LoadError, match=r"batch 1 \(records 300\.\.400\): the loader refused it.*\n  record 400: "
+        aws.RemoteLoadError, match=r"batch 1 \(records 300\.\.400\): the loader refused it.*\n  record 400: "
     ):
-        aws.load(stack, bad, client=InProcessLambda(), max_records=300, progress=False)
+        aws.remote_load(stack, bad, client=InProcessLambda(), max_records=300, progress=False)
 
 
 # -- signed queries ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from efs_sqlite.costs import (
     lambda_cost,
     max_requests_per_second,
 )
-from efs_sqlite.efs import EFSModel
+from efs_sqlite.efs_model import EFSModel
 from efs_sqlite.store import ShardStore
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3

@@ -14,13 +14,13 @@ import pytest
 from efs_sqlite.data import (
     GENERATOR_VERSION,
     SCALES,
-    DataSetError,
     Scale,
     generate_dataset,
     generate_records,
     read_manifest,
     read_records,
 )
+from efs_sqlite.errors import DataSetError
 from efs_sqlite.loader import validate_record
 from efs_sqlite.model import INSURANCE
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from efs_sqlite.costs import DYNAMODB, EFS_METERING, EFS_PRICES, LAMBDA, RequestProfile, cost_per_million
-from efs_sqlite.efs import PROFILES, Ops
+from efs_sqlite.efs_model import PROFILES, Ops
 from efs_sqlite.experiments import (
     BENCHMARK_QUERY,
     COST_KEYS,
@@ -31,7 +31,7 @@ from efs_sqlite.experiments import (
     run_workloads,
     workloads,
 )
-from efs_sqlite.nodes import Graph
+from efs_sqlite.graph import Graph
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import decode, encode
 

@@ -24,8 +24,9 @@ import apsw
 import pytest
 
 from efs_sqlite.cli import main
-from efs_sqlite.efs import EFSModel
-from efs_sqlite.graphql import GraphQLAPI, Limits, OperationNotAllowed, build_schema, measure, schema_sdl
+from efs_sqlite.efs_model import EFSModel
+from efs_sqlite.errors import OperationNotAllowed
+from efs_sqlite.graphql import GraphQLAPI, Limits, build_schema, measure, schema_sdl
 from efs_sqlite.model import Field, Model, NodeType
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import encode

@@ -17,7 +17,8 @@ import pytest
 
 from efs_sqlite import cli
 from efs_sqlite.data import generate_dataset, generate_records, read_manifest, read_records
-from efs_sqlite.loader import LOCAL_THREADS, LoadError, RecordError, load, load_path, validate_record
+from efs_sqlite.errors import LoadError, RecordError
+from efs_sqlite.loader import LOCAL_THREADS, load, load_path, validate_record
 from efs_sqlite.model import INSURANCE
 from efs_sqlite.store import ShardStore
 

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from efs_sqlite.model import INSURANCE, KINDS, TYPE_SHARD, Field, Model, NodeType, ValidationError
+from efs_sqlite.errors import ValidationError
+from efs_sqlite.model import INSURANCE, KINDS, TYPE_SHARD, Field, Model, NodeType
 from efs_sqlite.store import validate_shard
 
 # The 14 field shards of the earlier system (REFERENCE.md), with the kind each one stores.

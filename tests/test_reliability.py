@@ -30,10 +30,11 @@ import _workers as wk
 import apsw
 import pytest
 
-from efs_sqlite.efs import FAULT_KINDS, EFSModel
+from efs_sqlite.efs_model import FAULT_KINDS, EFSModel
+from efs_sqlite.errors import StoreError, UIDCollision
+from efs_sqlite.graph import Graph
 from efs_sqlite.model import TYPE_SHARD
-from efs_sqlite.nodes import Graph
-from efs_sqlite.store import ShardStore, StoreError, UIDCollision
+from efs_sqlite.store import ShardStore
 
 CTX = multiprocessing.get_context("fork")
 WORKERS = 8

@@ -24,16 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import efs_sqlite.store as store_module
-from efs_sqlite.efs import EFSModel
-from efs_sqlite.store import (
-    Ref,
-    ShardStore,
-    StoreBusy,
-    StoreError,
-    UIDCollision,
-    is_network_filesystem,
-    validate_shard,
-)
+from efs_sqlite.efs_model import EFSModel
+from efs_sqlite.errors import StoreBusy, StoreError, UIDCollision
+from efs_sqlite.store import Ref, ShardStore, is_network_filesystem, validate_shard
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: The first 8 bytes of a journal that SQLite will roll back (a zeroed header is not hot).
@@ -975,7 +968,7 @@ CRASHED = 86  # exit status of a process stopped by KillVFS
 class KillVFS(apsw.VFS):
     """The default VFS, counting file mutations (writes, syncs, truncations, deletions); with
     ``crash_at`` set, the process really dies (``os._exit``, as under SIGKILL) just before that
-    mutation. (``efs_sqlite.efs.EFSModel.crash_at`` simulates a death inside a live process; this is
+    mutation. (``efs_sqlite.efs_model.EFSModel.crash_at`` simulates a death inside a live process; this is
     the real thing.) fsync is skipped: a killed process loses nothing the kernel holds, SQLite takes
     the same steps either way, and the test runs four times faster."""
 

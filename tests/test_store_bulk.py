@@ -15,7 +15,8 @@ from typing import Any
 import apsw
 import pytest
 
-from efs_sqlite.store import STORED_KINDS, Ref, ShardStore, UIDCollision, stored_form
+from efs_sqlite.errors import UIDCollision
+from efs_sqlite.store import STORED_KINDS, Ref, ShardStore, stored_form
 
 
 @pytest.fixture

@@ -29,7 +29,8 @@ from typing import Any
 
 import apsw
 
-from efs_sqlite.loader import LoadError, RecordError, load, validate_record
+from efs_sqlite.errors import LoadError, RecordError
+from efs_sqlite.loader import load, validate_record
 from efs_sqlite.store import ShardStore
 
 MOUNT_PATH = os.environ.get("MOUNT_PATH", "/mnt/efs-sqlite")

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from efs_sqlite.model import ValidationError
-from efs_sqlite.nodes import Graph, NodeNotFound, parse_id
-from efs_sqlite.store import Ref, ShardStore, UIDCollision
+from efs_sqlite.errors import NodeNotFound, UIDCollision, ValidationError
+from efs_sqlite.graph import Graph, parse_id
+from efs_sqlite.store import Ref, ShardStore
 from efs_sqlite.uid import encode
 
 

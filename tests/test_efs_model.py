@@ -15,7 +15,7 @@ from pathlib import Path
 import apsw
 import pytest
 
-from efs_sqlite.efs import FAULT_KINDS, PROFILES, EFSModel, LatencyProfile, Ops
+from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, LatencyProfile, Ops
 from efs_sqlite.store import ShardStore
 
 _names = (f"efs-test-{i}" for i in itertools.count())

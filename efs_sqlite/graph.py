@@ -19,7 +19,7 @@ Ids are the 64-bit Small UIDs; every method also accepts their 11-character stri
 ...                               "amount": "9.99"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-efs_sqlite.model.ValidationError: claim: node ... is a Party, not a Claim
+efs_sqlite.errors.ValidationError: claim: node ... is a Party, not a Claim
 """
 
 from __future__ import annotations
@@ -28,20 +28,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from efs_sqlite import uid as uids
-from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType, ValidationError
-from efs_sqlite.store import Ref, ShardStore, UIDCollision, WriteBatch
+from efs_sqlite.errors import NodeNotFound, UIDCollision, ValidationError
+from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
+from efs_sqlite.store import Ref, ShardStore, WriteBatch
 
-__all__ = ["Graph", "NodeId", "NodeNotFound", "parse_id"]
+__all__ = ["Graph", "NodeId", "parse_id"]
 
 #: A node id: the 64-bit integer, or its 11-character string (:func:`efs_sqlite.uid.encode`).
 NodeId = int | str
-
-
-class NodeNotFound(LookupError):
-    """No node has that id, or the node is of another type than the one asked for."""
-
-    def __str__(self) -> str:  # LookupError would repr() the message
-        return str(self.args[0])
 
 
 def parse_id(value: Any, what: str = "id") -> int:
@@ -52,7 +46,7 @@ def parse_id(value: Any, what: str = "id") -> int:
     >>> parse_id("nope")
     Traceback (most recent call last):
     ...
-    efs_sqlite.model.ValidationError: id: 'nope' has 4 characters; an encoded uid has 11
+    efs_sqlite.errors.ValidationError: id: 'nope' has 4 characters; an encoded uid has 11
     """
     if isinstance(value, str):
         try:
@@ -72,7 +66,7 @@ class Graph:
     """Nodes of ``model`` stored in ``store``.
 
     ``new_id`` makes the id of each created node (:func:`efs_sqlite.uid.generate` by default); a
-    create that meets an id already present (:class:`~efs_sqlite.store.UIDCollision`, e.g. two
+    create that meets an id already present (:class:`~efs_sqlite.errors.UIDCollision`, e.g. two
     processes drawing the same id) wrote nothing and is retried with a new id, up to ``retries``
     times.
     """

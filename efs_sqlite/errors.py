@@ -1,0 +1,141 @@
+"""Every error the package raises on purpose, in one tree under :class:`EfsSqliteError`.
+
+Each class also derives from the built-in exception a caller would expect (a bad value is a
+``ValueError``, a missing node a ``LookupError``), so ``except ValueError`` keeps working::
+
+    EfsSqliteError
+    ├── ValidationError      (ValueError)    a value does not fit its field
+    ├── StoreError                           the shard store
+    │   ├── UIDCollision     (KeyError)      an insert found its id taken; nothing was written
+    │   └── StoreBusy                        a lock was held past the busy timeout
+    ├── NodeNotFound         (LookupError)   no node with that id (or of that type)
+    ├── OperationNotAllowed                  e.g. a mutation sent over HTTP GET
+    ├── DataSetError         (ValueError)    a data set on disk that cannot be read as written
+    ├── RecordError          (ValueError)    a record to load that does not fit the model
+    ├── LoadError            (RuntimeError)  a load stopped; says where
+    └── AwsError             (RuntimeError)  building, verifying or deploying on AWS
+        ├── BuildError                       the Lambda zip cannot be built
+        ├── VerifyError                      a handler fails from the unpacked zip
+        ├── DeployError                      a deploy or teardown cannot proceed
+        └── RemoteLoadError                  the loader function rejected a batch
+
+>>> issubclass(UIDCollision, StoreError) and issubclass(UIDCollision, KeyError)
+True
+>>> all(issubclass(e, EfsSqliteError) for e in (ValidationError, NodeNotFound, DeployError))
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AwsError",
+    "BuildError",
+    "DataSetError",
+    "DeployError",
+    "EfsSqliteError",
+    "LoadError",
+    "NodeNotFound",
+    "OperationNotAllowed",
+    "RecordError",
+    "RemoteLoadError",
+    "StoreBusy",
+    "StoreError",
+    "UIDCollision",
+    "ValidationError",
+    "VerifyError",
+]
+
+_NOTHING: Any = object()
+
+
+class EfsSqliteError(Exception):
+    """The base of every error this package raises on purpose."""
+
+
+class _Plain:
+    """Mixin: ``str()`` is the message, where ``KeyError``/``LookupError`` would ``repr()`` it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""  # type: ignore[attr-defined]
+
+
+class ValidationError(EfsSqliteError, ValueError):
+    """A value that does not fit its field; the message names the field and the problem."""
+
+
+class StoreError(EfsSqliteError):
+    """Base class of the store's errors."""
+
+
+class UIDCollision(_Plain, StoreError, KeyError):
+    """An insert found the id already present: nothing was overwritten.
+
+    A bulk insert with ``on_conflict="skip_equal"`` also says which of its rows collided (``row``,
+    its position), the value the id ``held`` and the ``value`` the row had.
+
+    >>> str(UIDCollision("claim_amount", 7))
+    "id 7 already exists in shard 'claim_amount'; nothing was written"
+    """
+
+    def __init__(
+        self, shard: str, uid: int, *, row: int | None = None, held: Any = _NOTHING, value: Any = _NOTHING
+    ) -> None:
+        if held is _NOTHING:
+            message = f"id {uid} already exists in shard {shard!r}; nothing was written"
+        else:
+            message = (
+                f"id {uid} in shard {shard!r} already holds {held!r:.100}, not {value!r:.100}; "
+                "nothing was written"
+            )
+        super().__init__(message)
+        self.shard, self.uid, self.row, self.held, self.value = shard, uid, row, held, value
+
+
+class StoreBusy(StoreError):
+    """Another connection held the lock for longer than the busy timeout."""
+
+
+class NodeNotFound(_Plain, EfsSqliteError, LookupError):
+    """No node has that id, or the node is of another type than the one asked for."""
+
+
+class OperationNotAllowed(EfsSqliteError):
+    """The operation is not allowed by the caller (a mutation sent over HTTP GET)."""
+
+
+class DataSetError(EfsSqliteError, ValueError):
+    """A data set that cannot be read as written: missing manifest, checksum mismatch, bad line."""
+
+
+class RecordError(EfsSqliteError, ValueError):
+    """A record that does not fit the model; the message says what is wrong."""
+
+
+class LoadError(EfsSqliteError, RuntimeError):
+    """A load stopped: ``shard``, ``index`` (the record's position in the input) and ``uid`` say where."""
+
+    def __init__(self, shard: Any, index: int, uid: Any, reason: str) -> None:
+        super().__init__(f"shard {str(shard)[:80]!r}, record #{index} (uid {str(uid)[:40]}): {reason}")
+        self.shard, self.index, self.uid, self.reason = shard, index, uid, reason
+
+
+class AwsError(EfsSqliteError, RuntimeError):
+    """Base of the errors of a failed build, verification, deploy or remote load."""
+
+
+class BuildError(AwsError):
+    """The Lambda zip could not be built, or breaks a Lambda limit."""
+
+
+class VerifyError(AwsError):
+    """A handler failed to import or to answer its event from the unpacked zip."""
+
+
+class DeployError(AwsError):
+    """A deploy or teardown cannot proceed (a resource in the way, a failed state, a timeout)."""
+
+
+class RemoteLoadError(AwsError):
+    """The loader function rejected a batch or answered something other than its contract."""
