@@ -15,9 +15,9 @@ compute time plus its storage waits (modelled EFS latency, or DynamoDB round tri
 >>> round(max_requests_per_second(read, "bursting", stored_gib=100))
 170
 
-Every price and limit below comes from /work/shared/REFERENCE.md unless its ``source`` says
-otherwise (us-east-1; re-check a price before quoting it). Units: AWS bills "GB" of throughput and
-storage as 2**30 bytes; a month is 730 hours, as on AWS's pricing pages.
+Every price and limit below names its section of ``docs/SOURCES.md`` in its ``source`` (us-east-1;
+re-check a price before quoting it). Units: AWS bills "GB" of throughput and storage as 2**30 bytes; a
+month is 730 hours, as on AWS's pricing pages.
 """
 
 from __future__ import annotations
@@ -57,8 +57,6 @@ KiB, MiB, GiB = 2**10, 2**20, 2**30
 MONTH_S = 730 * 3600
 EFS_MODES = ("elastic", "bursting", "provisioned")
 
-_REF = "REFERENCE.md, from the AWS pricing/performance pages"
-
 
 @dataclass(frozen=True)
 class EFSPrices:
@@ -68,7 +66,7 @@ class EFSPrices:
     elastic_read_gb: float = 0.03
     elastic_write_gb: float = 0.06
     provisioned_mibps_month: float = 6.0
-    source: str = f"{_REF} (aws.amazon.com/efs/pricing)"
+    source: str = "docs/SOURCES.md#efs-prices"
     as_of: str = "2026"
 
 
@@ -85,7 +83,7 @@ class EFSMetering:
     elastic_metadata_min: int = 4 * KiB
     request_min: int = 4 * KiB
     read_factor: float = 1 / 3
-    source: str = _REF
+    source: str = "docs/SOURCES.md#efs-metering"
     as_of: str = "2026"
 
 
@@ -95,7 +93,7 @@ class IOPSLimits:
 
     read: int
     write: int
-    source: str = f"{_REF} (docs.aws.amazon.com/efs/latest/ug/performance.html)"
+    source: str = "docs/SOURCES.md#efs-iops"
     as_of: str = "2026"
 
 
@@ -111,7 +109,7 @@ class BurstingModel:
     baseline_kibps_per_gib: float = 50.0
     burst_mibps: float = 100.0
     floor_mibps: float = 1.0
-    source: str = _REF
+    source: str = "docs/SOURCES.md#efs-bursting"
     as_of: str = "2026"
 
     def baseline_bytes_s(self, stored_gib: float) -> float:
@@ -132,12 +130,12 @@ class DynamoDBPrices:
     storage_gb_month: float = 0.25
     read_unit_bytes: int = 4 * KiB
     write_unit_bytes: int = 1 * KiB
-    batch_get_max: int = 100
-    latency_s: float = 0.010  # per call from Lambda: "10–20 ms commonly observed" — the low end
+    batch_get_max: int = 100  # docs/SOURCES.md#dynamodb-limits
+    latency_s: float = 0.010  # per call from Lambda: docs/SOURCES.md#dynamodb-latency
     #: Transactional requests (TransactWriteItems, the atomic equivalent of a grouped write)
-    #: cost two units per item: DynamoDB developer guide, "Read/write capacity mode", read 2026.
+    #: cost two units per item: docs/SOURCES.md#dynamodb-capacity.
     transaction_factor: int = 2
-    source: str = f"{_REF} (aws.amazon.com/dynamodb/pricing/on-demand)"
+    source: str = "docs/SOURCES.md#dynamodb-prices"
     as_of: str = "2026"
 
 
@@ -148,14 +146,14 @@ class LambdaPrices:
     request: float = 0.20e-6
     gb_second: float = 0.0000166667
     billing_step_s: float = 0.001
-    source: str = f"{_REF} (aws.amazon.com/lambda/pricing)"
+    source: str = "docs/SOURCES.md#lambda-prices"
     as_of: str = "2026"
 
 
 EFS_PRICES = EFSPrices()
 EFS_METERING = EFSMetering()
-#: IOPS limits by throughput mode (Regional) and for One Zone file systems (any mode). Elastic:
-#: REFERENCE.md gives 900k–2.5M reads; the low end is used.
+#: IOPS limits by throughput mode (Regional) and for One Zone file systems (any mode). Elastic
+#: allows 900k–2.5M reads; the low end is used (docs/SOURCES.md#efs-iops).
 EFS_IOPS: dict[str, IOPSLimits] = {
     "elastic": IOPSLimits(900_000, 500_000),
     "provisioned": IOPSLimits(55_000, 25_000),

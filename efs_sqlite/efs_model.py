@@ -62,7 +62,8 @@ Assumptions, each chosen to err towards more round trips, not fewer:
 * Every xRead reaches the server. SQLite's own page cache absorbs repeated page reads before they
   reach the VFS; the kernel's NFS page cache would absorb the rest, but the Linux NFS client
   drops it on every lock acquisition unless it holds a delegation, and EFS grants none — and a
-  read transaction always starts with a lock. So the reads that reach the VFS are network reads.
+  read transaction always starts with a lock (docs/SOURCES.md#nfs-client,
+  docs/SOURCES.md#efs-limits). So the reads that reach the VFS are network reads.
 * Every xAccess/xFileSize/HAS_MOVED is a round trip: after a lock the client revalidates
   attributes; negative-lookup caching might save a few ``-journal``/``-wal`` probes.
 * Each xWrite is its own synchronous WRITE at the published write latency. The Linux client
@@ -71,10 +72,10 @@ Assumptions, each chosen to err towards more round trips, not fewer:
 * A lock transition costs one LOCK/LOCKU round trip per ``fcntl()`` that os_unix.c makes for it
   (``unixLock``/``posixUnlock``): NONE→SHARED 3 (take PENDING, take SHARED, drop PENDING),
   SHARED→RESERVED 1, →EXCLUSIVE 2 (PENDING then EXCLUSIVE; 1 if PENDING is already held),
-  SHARED→NONE 1, RESERVED/EXCLUSIVE→SHARED or →NONE 2. That reproduces the strace counts of
-  REFERENCE.md (point read 4 lock calls, 1-row commit 9). os_unix.c skips the fcntl() when another
-  connection of the same process already holds the file SHARED; the model does not, so it counts
-  the worst case.
+  SHARED→NONE 1, RESERVED/EXCLUSIVE→SHARED or →NONE 2. That reproduces the counts strace sees
+  (point read 4 lock calls, 1-row commit 9: docs/SOURCES.md#sqlite-locks). os_unix.c skips the
+  fcntl() when another connection of the same process already holds the file SHARED; the model
+  does not, so it counts the worst case.
 * Metadata requests are metered as reads unless they change the file system (create, remove,
   setattr, commit); locks are metadata reads. AWS does not publish the split.
 * Files SQLite opens outside the database folder (temp databases, statement journals) live on the
@@ -160,13 +161,10 @@ class LatencyProfile:
         return requests * per[efs_class]
 
 
-_AWS_PERF = (
-    "AWS, Amazon EFS performance specifications "
-    "(docs.aws.amazon.com/efs/latest/ug/performance.html), read 2026"
-)
+_AWS_PERF = "AWS, Amazon EFS performance specifications (docs/SOURCES.md#efs-latency)"
 _REGIONAL = (
-    f"{_AWS_PERF}: Regional file systems, every throughput mode: read ~1 ms, write ~2.7 ms "
-    "(REFERENCE.md). A metadata request is a round trip without data: taken as the read latency."
+    f"{_AWS_PERF}: Regional file systems, every throughput mode: read ~1 ms, write ~2.7 ms. "
+    "A metadata request is a round trip without data: taken as the read latency."
 )
 
 #: Latency profiles by name. ``local`` adds nothing (the local disk's own time is in wall time).

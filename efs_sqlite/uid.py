@@ -10,7 +10,7 @@ probability, as with any Small UID.
 
 :func:`encode` gives a fixed-width, order-preserving base-62 string (string order is id order);
 :func:`to_mediagone` gives the string form of the PHP library Mediagone/small-uid, which reverses the
-hex digits first and is therefore neither fixed-width nor sortable.
+hex digits first and is therefore neither fixed-width nor sortable (docs/SOURCES.md#small-uid).
 
 >>> uid = 0x1234567890ABCDEF
 >>> encode(uid), to_mediagone(uid)

@@ -175,7 +175,7 @@ def _syscalls(trace: str, start: str, end: str) -> Counter[str]:
 
 
 def test_request_counts_match_the_system_calls_of_the_unix_vfs(tmp_path, model):
-    """The model's lock requests are the fcntl() calls strace sees (REFERENCE.md: 4 and 9)."""
+    """The model's lock requests are the fcntl() calls strace sees (4 and 9: docs/SOURCES.md#sqlite-locks)."""
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed")
     traced = make_db(tmp_path / "traced.sqlite")

@@ -11,7 +11,7 @@ from efs_sqlite.errors import ValidationError
 from efs_sqlite.model import INSURANCE, KINDS, TYPE_SHARD, Field, Model, NodeType
 from efs_sqlite.store import validate_shard
 
-# The 14 field shards of the earlier system (REFERENCE.md), with the kind each one stores.
+# The 14 field shards of the earlier system (docs/SOURCES.md#earlier-system), with the kind each one stores.
 EARLIER_SHARDS = {
     "transaction_identifier": "str",
     "transaction_timestamp": "datetime",

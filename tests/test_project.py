@@ -1,4 +1,4 @@
-"""The project's packaging holds together: environment.yml vs pyproject.toml, the console script, CI."""
+"""The project holds together: environment.yml vs pyproject.toml, the console script, CI, cited sources."""
 
 from __future__ import annotations
 
@@ -11,10 +11,18 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import efs_sqlite
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+SOURCES = ROOT / "docs" / "SOURCES.md"
+# Notes kept outside the repository, and absolute paths of one machine (spelled so that this file
+# does not match itself; a relative path such as ``a/work/b`` is fine).
+OUTSIDE = re.compile(r"REFERENCE\.md|(?<![\w.-])/work\b/")
+SOURCES_LINK = re.compile(r"SOURCES\.md#([A-Za-z0-9_-]+)")
+ANCHOR = re.compile(r'<a id="([A-Za-z0-9_-]+)"></a>')
 
 
 def read_environment(text: str) -> tuple[str | None, list[str]]:
@@ -117,3 +125,72 @@ def test_ci_runs_make_test() -> None:
     plan = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert plan.returncode == 0, plan.stderr
     assert "pytest" in plan.stdout
+
+
+def tracked_texts() -> dict[str, str]:
+    """Every file git tracks, as text (undecodable bytes replaced)."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    names = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    return {n: (ROOT / n).read_bytes().decode("utf-8", "replace") for n in names if (ROOT / n).is_file()}
+
+
+def source_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """The markdown tables of ``text``: (header cells, body rows of cells) each.
+
+    >>> source_tables("x\\n| a | b |\\n|---|---|\\n| 1 | 2 \\\\| 3 |\\n\\ny")
+    [(['a', 'b'], [['1', '2 \\\\| 3']])]
+    """
+    tables: list[tuple[list[str], list[list[str]]]] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("|") or (i and lines[i - 1].startswith("|")):
+            continue
+        rows = []
+        for row in lines[i:]:
+            if not row.startswith("|"):
+                break
+            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", row.strip().strip("|"))])
+        assert len(rows) >= 2 and set("".join(rows[1])) <= set("-:"), f"not a table at line {i + 1}"
+        tables.append((rows[0], rows[2:]))
+    return tables
+
+
+def test_no_tracked_file_points_outside_the_project() -> None:
+    offending = {name: m.group() for name, text in tracked_texts().items() if (m := OUTSIDE.search(text))}
+    assert not offending, f"files citing notes or paths outside the repository: {offending}"
+
+
+def test_every_sources_link_names_an_anchor() -> None:
+    anchors = ANCHOR.findall(SOURCES.read_text(encoding="utf-8"))
+    assert len(anchors) == len(set(anchors)), "docs/SOURCES.md repeats an anchor"
+    links = {
+        (name, anchor) for name, text in tracked_texts().items() for anchor in SOURCES_LINK.findall(text)
+    }
+    assert {n for n, _ in links} >= {"efs_sqlite/costs.py", "efs_sqlite/efs_model.py", "docs/SECURITY.md"}
+    broken = sorted((name, anchor) for name, anchor in links if anchor not in anchors)
+    assert not broken, f"links to anchors docs/SOURCES.md does not have: {broken}"
+
+
+def test_every_section_of_sources_has_an_anchor() -> None:
+    lines = SOURCES.read_text(encoding="utf-8").splitlines()
+    unanchored = [
+        line
+        for i, line in enumerate(lines)
+        if line.startswith("## ") and not (ANCHOR.fullmatch(lines[i - 2]) and lines[i - 1] == "")
+    ]
+    assert not unanchored, f"sections without an <a id> line (and a blank line) above them: {unanchored}"
+
+
+def test_every_row_of_sources_has_a_url_and_a_date() -> None:
+    tables = source_tables(SOURCES.read_text(encoding="utf-8"))
+    assert sum(len(rows) for _, rows in tables) >= 40
+    for header, rows in tables:
+        assert {"source", "read"} <= set(header), f"a table needs 'source' and 'read' columns: {header}"
+        source, read = header.index("source"), header.index("read")
+        for row in rows:
+            assert len(row) == len(header), f"row has {len(row)} cells, header {len(header)}: {row}"
+            assert re.search(r"\(https://[^\s)]+\)", row[source]), f"no source URL: {row}"
+            assert re.fullmatch(r"\d{4}(-\d\d){0,2}", row[read]), f"no date read: {row}"
