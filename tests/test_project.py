@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import pkgutil
 import re
@@ -88,7 +89,11 @@ def test_the_dev_extra_holds_the_test_tools() -> None:
 
 
 def test_package_version_matches_pyproject() -> None:
-    assert efs_sqlite.__version__ == PYPROJECT["project"]["version"]
+    # efs_sqlite.__version__ is the only copy: pyproject.toml reads it, the installed metadata holds it.
+    assert "version" not in PYPROJECT["project"] and "version" in PYPROJECT["project"]["dynamic"]
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "efs_sqlite.__version__"}
+    installed = importlib.metadata.version("efs-sqlite")
+    assert efs_sqlite.__version__ == installed, "the installed metadata is stale: pip install -e .[dev]"
 
 
 def test_console_script_help_runs() -> None:
