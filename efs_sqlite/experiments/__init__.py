@@ -7,7 +7,8 @@ One module per notebook, plus the shared parts:
 * :mod:`~efs_sqlite.experiments.measure` — a workload measured through the EFS model, and its row;
 * :mod:`~efs_sqlite.experiments.shards` — notebook 02: the store's operations by journal mode;
 * :mod:`~efs_sqlite.experiments.loading` — notebook 04: load checks and loader throughput;
-* :mod:`~efs_sqlite.experiments.queries` — notebook 05: GraphQL requests and the query mix.
+* :mod:`~efs_sqlite.experiments.queries` — notebook 05: GraphQL requests and the query mix;
+* :mod:`~efs_sqlite.experiments.verdict` — notebook 05's conclusion: EFS or DynamoDB for the mix.
 
 The names notebooks, tests and benchmarks use are re-exported here:
 ``from efs_sqlite.experiments import query_mix``.
@@ -33,11 +34,13 @@ from efs_sqlite.experiments.queries import (
     MIX_WEIGHTS,
     benchmark_graph,
     graphql_request_ops,
+    mix_capacity,
     mix_summary,
     query_mix,
 )
 from efs_sqlite.experiments.shards import run_workloads, workloads
 from efs_sqlite.experiments.tables import markdown_table, results_dir, write_csv, write_json
+from efs_sqlite.experiments.verdict import Verdict, verdict
 
 __all__ = [
     "BENCHMARK_QUERY",
@@ -51,6 +54,7 @@ __all__ = [
     "MIX_WEIGHTS",
     "OP_KINDS",
     "WORKLOAD_JOURNAL_MODES",
+    "Verdict",
     "Workload",
     "benchmark_graph",
     "check_load",
@@ -59,12 +63,14 @@ __all__ = [
     "id_forms",
     "load_throughput",
     "markdown_table",
+    "mix_capacity",
     "mix_summary",
     "query_mix",
     "request_profile",
     "results_dir",
     "rowid_benchmark",
     "run_workloads",
+    "verdict",
     "workloads",
     "write_csv",
     "write_json",

@@ -629,3 +629,20 @@ def mix_summary(
                 }
             )
     return out
+
+
+def mix_capacity(
+    rows: Sequence[Row], sizes_gib: Sequence[float], *, weights: Mapping[str, float] | None = None
+) -> list[Row]:
+    """The most requests per second of the whole mix each EFS design sustains, by data stored.
+
+    ``rows`` come from :func:`query_mix`, ``weights`` as in :func:`mix_summary`. One row per
+    (``stored_gib`` of ``sizes_gib``, EFS ``design``): ``stored_gib``, ``design``,
+    ``max_requests_per_s`` (Bursting's baseline, and so its capacity, grows with the data stored).
+    """
+    return [
+        {"stored_gib": gib, "design": r["design"], "max_requests_per_s": r["max_requests_per_s"]}
+        for gib in sizes_gib
+        for r in mix_summary(rows, weights=weights, stored_gib=gib)
+        if r["kind"] == "mix" and r["max_requests_per_s"] is not None
+    ]
