@@ -6,6 +6,7 @@ One module per notebook, plus the shared parts:
 * :mod:`~efs_sqlite.experiments.ids` — notebook 01: id collisions, id forms, the rowid's cost;
 * :mod:`~efs_sqlite.experiments.measure` — a workload measured through the EFS model, and its row;
 * :mod:`~efs_sqlite.experiments.shards` — notebook 02: the store's operations by journal mode;
+* :mod:`~efs_sqlite.experiments.deploy` — notebook 03: the GraphQL server run locally;
 * :mod:`~efs_sqlite.experiments.loading` — notebook 04: load checks and loader throughput;
 * :mod:`~efs_sqlite.experiments.queries` — notebook 05: GraphQL requests and the query mix;
 * :mod:`~efs_sqlite.experiments.verdict` — notebook 05's conclusion: EFS or DynamoDB for the mix.
@@ -16,6 +17,7 @@ The names notebooks, tests and benchmarks use are re-exported here:
 
 from __future__ import annotations
 
+from efs_sqlite.experiments.deploy import LocalServer, serve_local
 from efs_sqlite.experiments.ids import ID_SCHEMES, KEY_FORMS, id_collisions, id_forms, rowid_benchmark
 from efs_sqlite.experiments.loading import check_load, load_throughput
 from efs_sqlite.experiments.measure import (
@@ -54,6 +56,7 @@ __all__ = [
     "MIX_WEIGHTS",
     "OP_KINDS",
     "WORKLOAD_JOURNAL_MODES",
+    "LocalServer",
     "Verdict",
     "Workload",
     "benchmark_graph",
@@ -70,6 +73,7 @@ __all__ = [
     "results_dir",
     "rowid_benchmark",
     "run_workloads",
+    "serve_local",
     "verdict",
     "workloads",
     "write_csv",
