@@ -8,7 +8,8 @@ mix of requests against a loaded data set, compared with DynamoDB.
 * :func:`query_mix` — a weighted mix of requests (:data:`MIX_DOCUMENTS`, :data:`MIX_WEIGHTS`),
   one row per request: local wall time, compute time, EFS operations, the DynamoDB equivalent;
   :func:`mix_summary` — latency percentiles, $ per million and capacity of each of
-  :data:`DESIGNS`, per request kind and for the whole mix.
+  :data:`DESIGNS`, per request kind and for the whole mix; :func:`mix_capacity` — the whole
+  mix's capacity on each EFS design by the size of the data stored.
 """
 
 from __future__ import annotations
