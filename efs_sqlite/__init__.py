@@ -1,6 +1,8 @@
 """efs-sqlite: a graph store of SQLite shards on Amazon EFS, served by GraphQL on AWS Lambda.
 
-The public API is re-exported here; notebooks and the Lambda entry points import only these names.
+The product's API is re-exported here (the Lambda entry points import only these names); the
+measurements behind the research notebooks are the :mod:`efs_sqlite.experiments` subpackage
+(``from efs_sqlite import experiments``), loaded on first use.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ from efs_sqlite.uid import (
     to_mediagone,
 )
 
-# Heavier parts (graphene, Faker, boto3) load on first use, so that `import efs_sqlite` stays cheap
-# for the loader Lambda and the CLI; `from efs_sqlite import GraphQLAPI` works as usual.
+# Heavier parts (graphene, Faker, boto3, the experiments) load on first use, so that `import efs_sqlite`
+# stays cheap for the loader Lambda and the CLI; `from efs_sqlite import GraphQLAPI` works as usual.
 _LAZY: dict[str, str] = {
     "GraphQLAPI": "efs_sqlite.graphql",
     "Limits": "efs_sqlite.graphql",
@@ -83,34 +85,6 @@ _LAZY: dict[str, str] = {
     "load": "efs_sqlite.loader",
     "load_path": "efs_sqlite.loader",
     "validate_record": "efs_sqlite.loader",
-    "BENCHMARK_QUERY": "efs_sqlite.experiments",
-    "COST_KEYS": "efs_sqlite.experiments",
-    "DESIGNS": "efs_sqlite.experiments",
-    "ID_SCHEMES": "efs_sqlite.experiments",
-    "KEY_FORMS": "efs_sqlite.experiments",
-    "LOCKING": "efs_sqlite.experiments",
-    "MIX_DOCUMENTS": "efs_sqlite.experiments",
-    "MIX_DYNAMODB_ROUNDS": "efs_sqlite.experiments",
-    "MIX_WEIGHTS": "efs_sqlite.experiments",
-    "OP_KINDS": "efs_sqlite.experiments",
-    "WORKLOAD_JOURNAL_MODES": "efs_sqlite.experiments",
-    "Workload": "efs_sqlite.experiments",
-    "benchmark_graph": "efs_sqlite.experiments",
-    "check_load": "efs_sqlite.experiments",
-    "graphql_request_ops": "efs_sqlite.experiments",
-    "id_collisions": "efs_sqlite.experiments",
-    "id_forms": "efs_sqlite.experiments",
-    "load_throughput": "efs_sqlite.experiments",
-    "markdown_table": "efs_sqlite.experiments",
-    "mix_summary": "efs_sqlite.experiments",
-    "query_mix": "efs_sqlite.experiments",
-    "request_profile": "efs_sqlite.experiments",
-    "results_dir": "efs_sqlite.experiments",
-    "rowid_benchmark": "efs_sqlite.experiments",
-    "run_workloads": "efs_sqlite.experiments",
-    "workloads": "efs_sqlite.experiments",
-    "write_csv": "efs_sqlite.experiments",
-    "write_json": "efs_sqlite.experiments",
     "aws": "efs_sqlite.aws",
     "experiments": "efs_sqlite.experiments",
 }

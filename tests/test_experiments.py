@@ -23,14 +23,13 @@ from efs_sqlite.experiments import (
     OP_KINDS,
     WORKLOAD_JOURNAL_MODES,
     Workload,
-    _critical_path,
-    _Read,
     benchmark_graph,
     graphql_request_ops,
     request_profile,
     run_workloads,
     workloads,
 )
+from efs_sqlite.experiments.queries import _critical_path, _Read
 from efs_sqlite.graph import Graph
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import decode, encode

@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from efs_sqlite import decode, encode, from_mediagone, id_collisions, id_forms, rowid_benchmark
-from efs_sqlite.experiments import markdown_table, results_dir, write_csv, write_json
+from efs_sqlite import decode, encode, from_mediagone
+from efs_sqlite.experiments import (
+    id_collisions,
+    id_forms,
+    markdown_table,
+    results_dir,
+    rowid_benchmark,
+    write_csv,
+    write_json,
+)
 
 
 def by_scheme(rows: list[dict], rate: float) -> dict[str, dict]:

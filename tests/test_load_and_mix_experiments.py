@@ -7,14 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from efs_sqlite import (
+from efs_sqlite import PROFILES, ShardStore, generate_dataset, load_path
+from efs_sqlite.experiments import (
     MIX_DOCUMENTS,
     MIX_WEIGHTS,
-    PROFILES,
-    ShardStore,
     check_load,
-    generate_dataset,
-    load_path,
     load_throughput,
     mix_summary,
     query_mix,

@@ -120,6 +120,14 @@ def test_every_name_in_all_resolves() -> None:
         assert not missing, f"{module.__name__}.__all__ names missing attributes: {missing}"
 
 
+def test_the_package_root_exports_the_product_and_the_experiments_only_as_a_subpackage() -> None:
+    from efs_sqlite import experiments
+
+    research = set(experiments.__all__) & set(efs_sqlite.__all__)
+    assert not research, f"import {sorted(research)} from efs_sqlite.experiments, not efs_sqlite"
+    assert "experiments" in efs_sqlite.__all__ and efs_sqlite.experiments is experiments
+
+
 def test_ci_runs_make_test() -> None:
     run = ROOT / ".ci" / "run"
     assert os.access(run, os.X_OK), ".ci/run must be executable"

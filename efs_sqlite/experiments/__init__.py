@@ -1,0 +1,81 @@
+"""Experiments: the measurements behind the notebooks, each returning a tidy table (a list of dicts).
+
+One module per notebook, plus the shared parts:
+
+* :mod:`~efs_sqlite.experiments.tables` — results files and tables (every notebook);
+* :mod:`~efs_sqlite.experiments.ids` — notebook 01: id collisions, id forms, the rowid's cost;
+* :mod:`~efs_sqlite.experiments.measure` — a workload measured through the EFS model, and its row;
+* :mod:`~efs_sqlite.experiments.shards` — notebook 02: the store's operations by journal mode;
+* :mod:`~efs_sqlite.experiments.deploy` — notebook 03: the GraphQL server run locally;
+* :mod:`~efs_sqlite.experiments.loading` — notebook 04: load checks and loader throughput;
+* :mod:`~efs_sqlite.experiments.queries` — notebook 05: GraphQL requests and the query mix;
+* :mod:`~efs_sqlite.experiments.verdict` — notebook 05's conclusion: EFS or DynamoDB for the mix.
+
+The names notebooks, tests and benchmarks use are re-exported here:
+``from efs_sqlite.experiments import query_mix``.
+"""
+
+from __future__ import annotations
+
+from efs_sqlite.experiments.deploy import LocalServer, serve_local
+from efs_sqlite.experiments.ids import ID_SCHEMES, KEY_FORMS, id_collisions, id_forms, rowid_benchmark
+from efs_sqlite.experiments.loading import check_load, load_throughput
+from efs_sqlite.experiments.measure import (
+    COST_KEYS,
+    LOCKING,
+    OP_KINDS,
+    WORKLOAD_JOURNAL_MODES,
+    Workload,
+    request_profile,
+)
+from efs_sqlite.experiments.queries import (
+    BENCHMARK_QUERY,
+    DESIGNS,
+    MIX_DOCUMENTS,
+    MIX_DYNAMODB_ROUNDS,
+    MIX_WEIGHTS,
+    benchmark_graph,
+    graphql_request_ops,
+    mix_capacity,
+    mix_summary,
+    query_mix,
+)
+from efs_sqlite.experiments.shards import run_workloads, workloads
+from efs_sqlite.experiments.tables import markdown_table, results_dir, write_csv, write_json
+from efs_sqlite.experiments.verdict import Verdict, verdict
+
+__all__ = [
+    "BENCHMARK_QUERY",
+    "COST_KEYS",
+    "DESIGNS",
+    "ID_SCHEMES",
+    "KEY_FORMS",
+    "LOCKING",
+    "MIX_DOCUMENTS",
+    "MIX_DYNAMODB_ROUNDS",
+    "MIX_WEIGHTS",
+    "OP_KINDS",
+    "WORKLOAD_JOURNAL_MODES",
+    "LocalServer",
+    "Verdict",
+    "Workload",
+    "benchmark_graph",
+    "check_load",
+    "graphql_request_ops",
+    "id_collisions",
+    "id_forms",
+    "load_throughput",
+    "markdown_table",
+    "mix_capacity",
+    "mix_summary",
+    "query_mix",
+    "request_profile",
+    "results_dir",
+    "rowid_benchmark",
+    "run_workloads",
+    "serve_local",
+    "verdict",
+    "workloads",
+    "write_csv",
+    "write_json",
+]

@@ -1,0 +1,649 @@
+"""GraphQL request experiments (notebook 05): one request's operations and critical path, and a
+mix of requests against a loaded data set, compared with DynamoDB.
+
+* :func:`graphql_request_ops` — the measurements of :func:`~efs_sqlite.experiments.shards.run_workloads`
+  for one GraphQL request (by default :data:`BENCHMARK_QUERY` on :func:`benchmark_graph`), with
+  its latency both as if its round trips were made one after another and along its critical path
+  as the API makes them on EFS (a level's shards at once, inside read transactions locked ahead).
+* :func:`query_mix` — a weighted mix of requests (:data:`MIX_DOCUMENTS`, :data:`MIX_WEIGHTS`),
+  one row per request: local wall time, compute time, EFS operations, the DynamoDB equivalent;
+  :func:`mix_summary` — latency percentiles, $ per million and capacity of each of
+  :data:`DESIGNS`, per request kind and for the whole mix; :func:`mix_capacity` — the whole
+  mix's capacity on each EFS design by the size of the data stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import random
+import statistics
+import threading
+import time
+import uuid
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from graphql_relay import offset_to_cursor
+
+from efs_sqlite.costs import DYNAMODB, RequestProfile, cost_per_million, max_requests_per_second
+from efs_sqlite.efs_model import PROFILES, EFSModel, Ops
+from efs_sqlite.experiments.measure import (
+    Workload,
+    case_columns,
+    case_rows,
+    check_choices,
+    measure,
+    milliseconds,
+    ops_columns,
+    workspace,
+)
+from efs_sqlite.experiments.tables import Row
+from efs_sqlite.graph import Graph
+from efs_sqlite.graphql import GraphQLAPI
+from efs_sqlite.model import TYPE_SHARD
+from efs_sqlite.store import ShardStore
+from efs_sqlite.uid import encode
+
+# -- one request --------------------------------------------------------------------------------
+
+#: The benchmark request of issue 5: a claim with 5 fields and its 10 parties with 3 fields each.
+#: It touches 8 shards: 3 claim values, 2 claim lists, 2 party values and 1 party list.
+BENCHMARK_QUERY = """query Benchmark($id: ID!) {
+  claim(id: $id) {
+    id claimIdentifier claimTypeCode timestamp
+    transactions { totalCount }
+    parties(first: 10) { totalCount edges { node { id partyIdentifier timestamp claims { totalCount } } } }
+  }
+}"""
+
+
+def benchmark_graph(store: ShardStore, *, parties: int = 10, transactions: int = 3) -> dict[str, str]:
+    """Write the graph :data:`BENCHMARK_QUERY` reads: one claim, its ``parties`` parties (each
+    listing the claim back) and ``transactions`` transactions. Returns the query's variables.
+
+    >>> import tempfile
+    >>> with ShardStore(tempfile.mkdtemp()) as store:
+    ...     sorted(benchmark_graph(store, parties=2, transactions=1))
+    ['id']
+    """
+    graph = Graph(store)
+    day = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
+    claim = graph.create_node("Claim", {"identifier": 4242, "type_code": "MOTOR", "timestamp": day})
+    party_ids = [
+        graph.create_node("Party", {"identifier": 100 + i, "timestamp": day, "claims": [claim]})
+        for i in range(parties)
+    ]
+    tx_ids = [
+        graph.create_node(
+            "Transaction", {"identifier": f"FT-{i}", "timestamp": day, "claim": claim, "amount": "10.50"}
+        )
+        for i in range(transactions)
+    ]
+    graph.update_node(claim, {"parties": party_ids, "transactions": tx_ids})
+    return {"id": encode(claim)}
+
+
+@dataclass(eq=False)
+class _Read:
+    """One read the GraphQL layer made: a ``get_many``/``list_*_many`` call, or a ``read()`` block
+    with every read inside it; the ids it asked for and the ids its results hold. A lock-ahead's
+    ``begin_read`` and its ``end_reads`` are reads too, of no data (``data`` false). ``start`` and
+    ``end`` are ticks of the store's trace clock: it ticks at every read's start and end, on any
+    thread."""
+
+    shards: set[str] = field(default_factory=set)
+    keys: set[int] = field(default_factory=set)
+    found: set[int] = field(default_factory=set)
+    ops: Ops | None = None
+    data: bool = True
+    start: int = 0
+    end: int = 0
+
+    def needs(self, earlier: _Read) -> bool:
+        """Whether this read could only start after ``earlier``: ``earlier`` had ended when this
+        one started, and this one reads a shard ``earlier`` read (one thread and connection per
+        shard: a shard's reads are serial), or asks for an id that ``earlier`` returned, or for a
+        node whose type ``earlier`` looked up in ``_type``."""
+        if earlier.end >= self.start:
+            return False
+        typed = TYPE_SHARD in earlier.shards and bool(self.keys & earlier.keys)
+        return typed or bool(self.shards & earlier.shards) or bool(self.keys & earlier.found)
+
+
+class _TracedStore(ShardStore):
+    """A store that also accounts each read separately (``trace_reads``, on whichever thread
+    makes it) and counts the values and lists read (``trace_items``: the DynamoDB items of the
+    same request). Its own names all start with ``trace``/``_trac`` so that they cannot shadow
+    the store's."""
+
+    def __init__(self, root: str | Path, *, model: EFSModel, **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
+        self.trace_model = model
+        self.trace_items = 0
+        self.trace_reads: list[_Read] = []
+        self._tracing = threading.local()  # .read: the read this thread is inside, if any
+        self._trace_lock = threading.Lock()
+        self._trace_clock = 0
+
+    def _trace_tick(self) -> int:
+        with self._trace_lock:
+            self._trace_clock += 1
+            return self._trace_clock
+
+    def _trace_count(self, items: int) -> None:
+        with self._trace_lock:
+            self.trace_items += items
+
+    @contextlib.contextmanager
+    def _traced(self, shards: Iterable[str], keys: Sequence[int], data: bool = True) -> Iterator[_Read]:
+        read: _Read | None = getattr(self._tracing, "read", None)
+        if read is not None:  # inside a read already: it is part of that one
+            read.shards.update(shards)
+            read.keys.update(keys)
+            yield read
+            return
+        read = self._tracing.read = _Read(set(shards), set(keys), data=data, start=self._trace_tick())
+        try:
+            with self.trace_model.accounting(current_thread=True) as ops:
+                yield read
+        finally:
+            self._tracing.read = None
+            read.end = self._trace_tick()
+        read.ops = ops
+        with self._trace_lock:
+            self.trace_reads.append(read)
+
+    def get_many(self, shard: str, uids: Iterable[int]) -> dict[int, Any]:
+        ids = list(uids)
+        self._trace_count(len(ids))
+        with self._traced([shard], ids) as read:
+            values = super().get_many(shard, ids)
+            read.found.update(v for v in values.values() if isinstance(v, int) and not isinstance(v, bool))
+        return values
+
+    def list_count_many(self, shard: str, uids: Iterable[int]) -> dict[int, int]:
+        ids = list(uids)
+        self._trace_count(len(ids))
+        with self._traced([shard], ids):
+            return super().list_count_many(shard, ids)
+
+    def list_page_many(
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
+    ) -> dict[int, list[int]]:
+        ids = list(uids)
+        with self._traced([shard], ids) as read:
+            pages = super().list_page_many(shard, ids, offset, limit)
+            read.found.update(uid for page in pages.values() for uid in page)
+        return pages
+
+    def list_window_many(
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
+    ) -> tuple[dict[int, int], dict[int, list[int]]]:
+        ids = list(uids)
+        self._trace_count(len(ids))
+        with self._traced([shard], ids) as read:
+            counts, pages = super().list_window_many(shard, ids, offset, limit)
+            read.found.update(uid for page in pages.values() for uid in page)
+        return counts, pages
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        with self._traced((), ()), super().read():
+            yield
+
+    def begin_read(self, shard: str, *, wait: bool = True) -> bool:
+        with self._traced([shard], (), data=False):
+            return super().begin_read(shard, wait=wait)
+
+    def end_reads(self) -> None:
+        with self._traced(self._state().reading or (), (), data=False):
+            super().end_reads()
+
+
+def _critical_path(total: Ops, reads: Sequence[_Read], profile: str) -> tuple[float, int]:
+    """Modelled latency, and rounds, if each read started as soon as the reads it needs ended.
+
+    Reads that do not need each other overlap; a chain of reads that do is the critical path.
+    ``rounds`` counts the reads of data on the longest such chain (a lock-ahead's BEGIN and
+    COMMIT fetch nothing). Operations outside every read (none for a query) are added as if made
+    one after another. The reads are taken in the order they started, whatever the order of
+    ``reads`` (several threads append to it).
+    """
+    p = PROFILES[profile]
+    ordered = sorted(reads, key=lambda r: r.start)
+    finish: list[float] = []
+    depth: list[int] = []
+    for j, read in enumerate(ordered):
+        assert read.ops is not None
+        needed = [i for i in range(j) if read.needs(ordered[i])]
+        finish.append(max((finish[i] for i in needed), default=0.0) + read.ops.latency_s(p))
+        depth.append(read.data + max((depth[i] for i in needed), default=0))
+    counted = [r.ops for r in reads if r.ops is not None]
+    rest = p.latency_s(
+        total.metadata_ops - sum(o.metadata_ops for o in counted),
+        total.data_read_ops - sum(o.data_read_ops for o in counted),
+        total.data_write_ops - sum(o.data_write_ops for o in counted),
+    )
+    return max(finish, default=0.0) + rest, max(depth, default=0)
+
+
+def graphql_request_ops(
+    query: str = BENCHMARK_QUERY,
+    variables: Mapping[str, Any] | None = None,
+    *,
+    data: Callable[[ShardStore], Mapping[str, Any] | None] = benchmark_graph,
+    journal_modes: Sequence[str] = ("delete",),
+    cold: Sequence[bool] = (False, True),
+    profiles: Sequence[str] = tuple(PROFILES),
+    root: str | Path | None = None,
+    repeats: int = 3,
+    dynamodb: Mapping[str, int] | None = None,
+    name: str = "graphql",
+) -> list[Row]:
+    """Run a GraphQL query against a store opened through the EFS model; one row per
+    (journal_mode, cold, profile), with the columns of :func:`run_workloads` and:
+
+    * ``latency_parallel_ms``: the modelled latency of the critical path through the request's
+      reads as ``GraphQLAPI(parallel_reads=True)`` makes them (its default on EFS), each traced on
+      the thread that makes it: a read waits for the reads it needs (its ids come from their
+      results, or its node's type from a ``_type`` read) and for the earlier reads of its shard
+      (one thread and connection per shard; a lock-ahead's BEGIN and final COMMIT are reads of
+      their shard), the others overlapping. ``latency_ms`` is the sum, as if every round trip
+      were made one after another;
+    * ``rounds``: the reads of data on the longest chain (dependent rounds of reads);
+    * ``dynamodb_items_read``: the items of the DynamoDB equivalent.
+
+    ``data(store)`` writes the data (default :func:`benchmark_graph`) and may return the query's
+    variables; ``variables`` overrides them. A warm request (``cold=False``) follows an unmeasured
+    one on the same API and store; a cold one is the first request of a new store and API. The
+    measured runs must make identical operations. The DynamoDB equivalent is, unless
+    ``dynamodb`` says otherwise, one item per value and per list read, in one BatchGetItem call
+    per round. A request that answers with errors raises RuntimeError.
+    """
+    check_choices(journal_modes, profiles, repeats)
+    apis: weakref.WeakKeyDictionary[ShardStore, GraphQLAPI] = weakref.WeakKeyDictionary()
+
+    def run(store: ShardStore, state: Mapping[str, Any] | None, i: int) -> None:
+        assert isinstance(store, _TracedStore)
+        api = apis.get(store)
+        if api is None:
+            # The path EFS takes: a lock-ahead, then each level's shards at once on their threads.
+            api = apis[store] = GraphQLAPI(store, parallel_reads=True)
+        store.trace_items, store.trace_reads = 0, []
+        given = variables if variables is not None else state
+        response = api.execute(query, dict(given) if given is not None else None)
+        if "errors" in response:
+            raise RuntimeError(f"{name}: the request failed: {response['errors']}")
+
+    def case(base: Path, model: EFSModel, journal_mode: str, is_cold: bool) -> list[Row]:
+        folder = base / f"{name}-{journal_mode}-{'cold' if is_cold else 'warm'}"
+        stores: list[_TracedStore] = []
+
+        def open_store() -> ShardStore:
+            stores.append(_TracedStore(folder, model=model, journal_mode=journal_mode, vfs=model.name))
+            return stores[-1]
+
+        workload = Workload(name, "a GraphQL request", data, run, cold=is_cold)
+        try:
+            ops, _ = measure(
+                workload,
+                model,
+                folder,
+                journal_mode=journal_mode,
+                locking="normal",
+                repeats=repeats,
+                open_store=open_store,
+            )
+        finally:
+            for store in stores:  # their reader threads
+                api = apis.pop(store, None)
+                if api is not None:
+                    api.close()
+        last = stores[-1]  # its reads are those of the last measured run (all runs are alike)
+        parallel = {p: _critical_path(ops, last.trace_reads, p)[0] for p in profiles}
+        rounds = _critical_path(ops, last.trace_reads, "local")[1]
+        equivalent = dynamodb or {
+            "items_read": last.trace_items,
+            "dynamodb_calls": max(rounds, math.ceil(last.trace_items / DYNAMODB.batch_get_max)),
+        }
+        return case_rows(
+            ops,
+            case_columns(name, journal_mode, "normal", is_cold, repeats),
+            profiles,
+            equivalent,
+            False,
+            per_profile=lambda p: {"latency_parallel_ms": milliseconds(parallel[p]), "rounds": rounds},
+            extra={"dynamodb_items_read": equivalent.get("items_read", 0)},
+        )
+
+    with workspace(root, "efs-graphql") as (base, model):
+        return [
+            row
+            for journal_mode, is_cold in itertools.product(journal_modes, cold)
+            for row in case(base, model, journal_mode, bool(is_cold))
+        ]
+
+
+# -- a mix of requests ---------------------------------------------------------------------------
+
+#: The requests of the mix: a GraphQL document each, run against a loaded insurance store.
+MIX_DOCUMENTS: dict[str, str] = {
+    "point_read": "query($id: ID!) { claim(id: $id) { id claimIdentifier claimTypeCode timestamp } }",
+    "nested": (
+        "query($id: ID!) { claim(id: $id) { id claimTypeCode parties(first: 10) { edges { node {"
+        " id partyIdentifier claims(first: 10) { totalCount edges { node { id claimTypeCode } } } } } } } }"
+    ),
+    "list_page": (
+        "query($id: ID!, $after: String) { party(id: $id) { claims(first: 100, after: $after) {"
+        " totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } } }"
+    ),
+    "create": (
+        "mutation($claim: ID!, $number: String!, $at: DateTime!) { createTransaction(input: {"
+        ' financialTransactionIdentifier: $number, timestamp: $at, claim: $claim, amount: "10.50",'
+        ' serviceTypeCode: "REPAIR" }) { id } }'
+    ),
+    "update": (
+        "mutation($id: ID!, $code: String!) { updateClaim(id: $id, input: {claimTypeCode: $code}) { id } }"
+    ),
+}
+#: The share of each request in the mix: mostly reads, a few writes.
+MIX_WEIGHTS: dict[str, float] = {
+    "point_read": 0.5,
+    "nested": 0.2,
+    "list_page": 0.2,
+    "create": 0.05,
+    "update": 0.05,
+}
+#: Sequential DynamoDB round trips of each request in the equivalent design, where every read a
+#: level of the query needs goes out in one BatchGetItem/Query round (parallel calls count once):
+#: a node's fields (1); a claim, its parties' page, their fields and claim pages, those claims (3);
+#: a list's counter and page, then the entries' nodes (2); a write checks the node it touches, then
+#: one TransactWriteItems (2).
+MIX_DYNAMODB_ROUNDS: dict[str, int] = {"point_read": 1, "nested": 3, "list_page": 2, "create": 2, "update": 2}
+#: The designs :func:`mix_summary` compares.
+DESIGNS = ("efs_elastic", "efs_bursting", "efs_provisioned", "efs_one_zone", "dynamodb")
+
+_ENTRY_BYTES = 50  # one list entry as a DynamoDB item: key, position, target id
+
+
+class _ItemCounter(ShardStore):
+    """A store that also counts the items the DynamoDB design would read and write instead.
+
+    That design keeps one item per field value and one per list entry, plus a counter item per
+    list. A page of list entries is counted in 4 KB read units, as a Query is billed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.items_read = self.items_written = 0
+
+    def get_many(self, shard: str, uids: Iterable[int]) -> dict[int, Any]:
+        ids = list(uids)
+        self.items_read += len(ids)
+        return super().get_many(shard, ids)
+
+    def list_count_many(self, shard: str, uids: Iterable[int]) -> dict[int, int]:
+        ids = list(uids)
+        self.items_read += len(ids)
+        return super().list_count_many(shard, ids)
+
+    def list_page_many(
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
+    ) -> dict[int, list[int]]:
+        pages = super().list_page_many(shard, uids, offset, limit)
+        self.items_read += sum(math.ceil(len(p) * _ENTRY_BYTES / 4096) for p in pages.values())
+        return pages
+
+    def list_window_many(
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
+    ) -> tuple[dict[int, int], dict[int, list[int]]]:
+        ids = list(uids)
+        self.items_read += len(ids)
+        counts, pages = super().list_window_many(shard, ids, offset, limit)
+        self.items_read += sum(math.ceil(len(p) * _ENTRY_BYTES / 4096) for p in pages.values())
+        return counts, pages
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Any]:
+        with super().write() as batch:
+            yield batch
+            self.items_written += len(batch.ops)
+
+
+def _mix_targets(store: ShardStore, rng: random.Random, count: int) -> dict[str, list[int]]:
+    """``count`` random claims and the parties with the longest claim lists (the hubs)."""
+    by_type: dict[str, list[int]] = {}
+    after = None
+    while page := store.scan(TYPE_SHARD, after=after, limit=10_000):
+        for uid, type_name in page:
+            by_type.setdefault(type_name, []).append(uid)
+        after = page[-1][0]
+    claims, parties = by_type.get("Claim", []), by_type.get("Party", [])
+    if not claims or not parties:
+        raise ValueError(f"{store.root} holds no claims or no parties: load a data set first")
+    lengths = store.list_count_many("party_claims", parties)
+    longest = max(lengths.values())
+    hubs = [p for p in parties if lengths[p] * 2 >= longest]  # the hubs: lists near the longest
+    return {
+        "claims": [rng.choice(claims) for _ in range(count)],
+        "hubs": hubs,
+        "hub_lengths": [lengths[h] for h in hubs],
+    }
+
+
+def _mix_requests(
+    store: ShardStore, requests: int, weights: Mapping[str, float], seed: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The ``(kind, variables)`` of each request, drawn with ``weights``; the same for a seed."""
+    rng = random.Random(f"query_mix:{seed}")
+    targets = _mix_targets(store, rng, requests)
+    kinds = rng.choices(list(weights), weights=list(weights.values()), k=requests)
+    out = []
+    for i, (kind, claim) in enumerate(zip(kinds, targets["claims"], strict=True)):
+        if kind == "list_page":
+            h = rng.randrange(len(targets["hubs"]))
+            offset = rng.randrange(max(1, targets["hub_lengths"][h] - 100))
+            variables: dict[str, Any] = {
+                "id": encode(targets["hubs"][h]),
+                "after": offset_to_cursor(offset - 1) if offset else None,
+            }
+        elif kind == "create":
+            variables = {"claim": encode(claim), "number": f"MIX-{seed}-{i}", "at": "2025-01-02T03:04:05Z"}
+        elif kind == "update":
+            variables = {"id": encode(claim), "code": rng.choice(["MOTOR", "PROPERTY", "LIABILITY"])}
+        else:
+            variables = {"id": encode(claim)}
+        out.append((kind, variables))
+    return out
+
+
+def query_mix(
+    root: str | os.PathLike[str],
+    *,
+    requests: int = 1000,
+    weights: Mapping[str, float] | None = None,
+    seed: int = 0,
+    profiles: Sequence[str] = ("elastic", "bursting", "provisioned", "one_zone"),
+    journal_mode: str = "delete",
+) -> list[Row]:
+    """Run a mix of GraphQL requests (:data:`MIX_DOCUMENTS`) against the loaded store at ``root``.
+
+    ``requests`` requests are drawn with ``weights`` (default :data:`MIX_WEIGHTS`) over random
+    claims and, for list pages, random 100-entry windows of the longest lists (the hub parties'
+    claims). The same sequence runs three times, each on a warm API (every kind runs once first,
+    unmeasured, as on a warm Lambda): on the plain store for its wall time on this machine's disk;
+    with ``synchronous=off`` for its compute time (the same work without waiting for the disk);
+    and through the EFS model for its file-system operations, which are exact. The mutations
+    change the store (each write request creates a transaction or updates a claim, three times).
+
+    One row per request: ``i``, ``kind``, ``local_ms`` (wall time on local disk), ``compute_ms``,
+    the operations (``ops_total``, ``nfs_requests``, ``db_opens``, ``lock_requests``,
+    ``metadata_read_ops``, ``metadata_write_ops``, ``data_read_ops``, ``data_write_ops``,
+    ``data_read_bytes``, ``data_write_bytes``), ``efs_<profile>_ms`` (``compute_ms`` plus the
+    modelled waits of those requests under each of ``profiles``), the DynamoDB equivalent
+    (``dynamodb_items_read``, ``dynamodb_items_written`` as counted on the same request,
+    ``dynamodb_calls`` from :data:`MIX_DYNAMODB_ROUNDS`) and ``dynamodb_ms`` (``compute_ms``
+    plus one ~10 ms round trip per call).
+    """
+    weights = dict(MIX_WEIGHTS if weights is None else weights)
+    unknown = set(weights) - set(MIX_DOCUMENTS)
+    if unknown or requests < 1 or not weights or min(weights.values()) < 0:
+        raise ValueError(f"weights name kinds of {list(MIX_DOCUMENTS)} (>= 0) and requests >= 1")
+    bad = [p for p in profiles if p not in PROFILES]
+    if bad:
+        raise ValueError(f"unknown profiles {bad}; expected some of {list(PROFILES)}")
+
+    def run(api: GraphQLAPI, kind: str, variables: Mapping[str, Any]) -> None:
+        response = api.execute(MIX_DOCUMENTS[kind], dict(variables))
+        if "errors" in response:
+            raise RuntimeError(f"{kind} request failed: {response['errors'][:2]}")
+
+    def timed(store: ShardStore) -> list[float]:
+        api = GraphQLAPI(store)
+        for kind, variables in warmup.items():
+            run(api, kind, variables)
+        walls = []
+        for kind, variables in plan:
+            start = time.perf_counter()
+            run(api, kind, variables)
+            walls.append(time.perf_counter() - start)
+        return walls
+
+    with ShardStore(root, journal_mode=journal_mode, create=False) as store:
+        plan = _mix_requests(store, requests, weights, seed)
+        warmup = {kind: variables for kind, variables in reversed(plan)}
+        local = timed(store)
+    with ShardStore(root, journal_mode=journal_mode, synchronous="off", create=False) as store:
+        compute = timed(store)
+    rows = []
+    with (
+        EFSModel(f"query-mix-{uuid.uuid4().hex[:12]}") as model,
+        _ItemCounter(root, journal_mode=journal_mode, vfs=model.name, create=False) as counted,
+    ):
+        api = GraphQLAPI(counted, parallel_reads=False)  # one thread: _ItemCounter counts unlocked
+        for kind, variables in warmup.items():
+            run(api, kind, variables)
+        for i, (kind, variables) in enumerate(plan):
+            counted.items_read = counted.items_written = 0
+            with model.accounting() as ops:
+                run(api, kind, variables)
+            calls = MIX_DYNAMODB_ROUNDS[kind]
+            rows.append(
+                {
+                    "i": i,
+                    "kind": kind,
+                    "local_ms": round(local[i] * 1000, 3),
+                    "compute_ms": round(compute[i] * 1000, 3),
+                    **ops_columns(ops),
+                    **{f"efs_{p}_ms": round((compute[i] + ops.latency_s(p)) * 1000, 3) for p in profiles},
+                    "dynamodb_items_read": counted.items_read,
+                    "dynamodb_items_written": counted.items_written,
+                    "dynamodb_calls": calls,
+                    "dynamodb_ms": round((compute[i] + calls * DYNAMODB.latency_s) * 1000, 3),
+                }
+            )
+    return rows
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _mix_profile(row: Row) -> RequestProfile:
+    return RequestProfile(
+        metadata_read_ops=row["metadata_read_ops"],
+        metadata_write_ops=row["metadata_write_ops"],
+        data_read_ops=row["data_read_ops"],
+        data_read_bytes=row["data_read_bytes"],
+        data_write_ops=row["data_write_ops"],
+        data_write_bytes=row["data_write_bytes"],
+        compute_s=row["compute_ms"] / 1000,
+        items_read=row["dynamodb_items_read"],
+        items_written=row["dynamodb_items_written"],
+        dynamodb_calls=row["dynamodb_calls"],
+    )
+
+
+def mix_summary(
+    rows: Sequence[Row],
+    *,
+    weights: Mapping[str, float] | None = None,
+    stored_gib: float = 1.0,
+    provisioned_mibps: float = math.inf,
+    memory_mb: int = 1024,
+) -> list[Row]:
+    """Latency, cost and capacity of each design, per request kind and for the whole mix.
+
+    ``rows`` come from :func:`query_mix`. The mix weighs each kind by ``weights`` (default: as
+    drawn). One row per (``kind``, ``design``) of :data:`DESIGNS`, ``kind`` ``"mix"`` for the
+    whole: ``requests``, ``median_ms``, ``p95_ms`` and ``p99_ms`` (latency per request: local
+    compute plus modelled storage waits), ``mean_nfs_requests``, ``usd_per_million`` (Lambda
+    requests and duration plus storage requests: :func:`efs_sqlite.costs.cost_per_million`;
+    storage at rest excluded; ``None`` for One Zone, which the cost model does not price) and
+    ``max_requests_per_s`` (what the file system sustains for a month:
+    :func:`efs_sqlite.costs.max_requests_per_second` with ``stored_gib`` of data and, for
+    Provisioned, ``provisioned_mibps`` bought — by default as much as the IOPS limits can use, the
+    cost being in ``usd_per_million``; ``None`` for DynamoDB on demand, which scales with the
+    request rate).
+    """
+    if not rows:
+        raise ValueError("no rows: run query_mix first")
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    drawn = Counter(r["kind"] for r in rows)
+    weights = dict(weights or {k: drawn[k] for k in kinds})
+    groups = {k: [r for r in rows if r["kind"] == k] for k in kinds}
+    out = []
+    for kind in [*kinds, "mix"]:
+        members = rows if kind == "mix" else groups[kind]
+        # Each request weighs its kind's share of the mix, split over that kind's requests.
+        share = (lambda r: weights.get(r["kind"], 0) / drawn[r["kind"]]) if kind == "mix" else (lambda r: 1.0)
+        mix = [(_mix_profile(r), share(r)) for r in members if share(r) > 0]
+        usd = cost_per_million(mix, memory_mb=memory_mb)  # One Zone is not priced: None
+        for design in DESIGNS:
+            latencies = [r[f"{design}_ms"] for r in members if f"{design}_ms" in r]
+            out.append(
+                {
+                    "kind": kind,
+                    "design": design,
+                    "requests": len(members),
+                    "median_ms": statistics.median(latencies) if latencies else None,
+                    "p95_ms": _percentile(latencies, 0.95) if latencies else None,
+                    "p99_ms": _percentile(latencies, 0.99) if latencies else None,
+                    "mean_nfs_requests": None
+                    if design == "dynamodb"
+                    else statistics.fmean(r["nfs_requests"] for r in members),
+                    "usd_per_million": usd.get(design),
+                    "max_requests_per_s": None
+                    if design == "dynamodb"
+                    else max_requests_per_second(
+                        mix, design[4:], stored_gib=stored_gib, provisioned_mibps=provisioned_mibps
+                    ),
+                }
+            )
+    return out
+
+
+def mix_capacity(
+    rows: Sequence[Row], sizes_gib: Sequence[float], *, weights: Mapping[str, float] | None = None
+) -> list[Row]:
+    """The most requests per second of the whole mix each EFS design sustains, by data stored.
+
+    ``rows`` come from :func:`query_mix`, ``weights`` as in :func:`mix_summary`. One row per
+    (``stored_gib`` of ``sizes_gib``, EFS ``design``): ``stored_gib``, ``design``,
+    ``max_requests_per_s`` (Bursting's baseline, and so its capacity, grows with the data stored).
+    """
+    return [
+        {"stored_gib": gib, "design": r["design"], "max_requests_per_s": r["max_requests_per_s"]}
+        for gib in sizes_gib
+        for r in mix_summary(rows, weights=weights, stored_gib=gib)
+        if r["kind"] == "mix" and r["max_requests_per_s"] is not None
+    ]
