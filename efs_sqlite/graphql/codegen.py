@@ -35,7 +35,6 @@ from efs_sqlite import uid as uids
 from efs_sqlite.graphql.objects import Dangling
 
 __all__ = [
-    "UNREAD",
     "Constant",
     "EdgeNode",
     "NodeId",
@@ -50,7 +49,7 @@ __all__ = [
 Getter = Callable[[Any, Any], Any]
 Completer = Callable[[Any, Any], Any]
 
-UNREAD = object()  # a value not in the request's cache
+_UNREAD = object()  # a value not in the request's cache
 _INT32 = 2**31
 #: The generated sources kept in linecache, at most this many (the oldest are evicted first).
 MAX_SOURCES = 1024
@@ -104,7 +103,7 @@ ObjectStep = Step | Constant | NodeId | EdgeNode | StoredLeaf
 
 def _render(type_name: str, steps: tuple[ObjectStep, ...]) -> tuple[str, dict[str, Any]]:
     """The source of the completion of an object made of ``steps``, and the names it uses."""
-    names: dict[str, Any] = {"UNREAD": UNREAD, "EMPTY": {}, "encode": uids.encode, "Dangling": Dangling}
+    names: dict[str, Any] = {"UNREAD": _UNREAD, "EMPTY": {}, "encode": uids.encode, "Dangling": Dangling}
     reads, items = [], []
     for i, step in enumerate(steps):
         complete = None
