@@ -1,0 +1,287 @@
+"""The graphene schema derived from a model, and its resolvers.
+
+:func:`build_schema` turns every node type ``T`` of a :class:`~efs_sqlite.model.Model` into:
+
+- an object type ``T`` implementing the Relay ``Node`` interface, whose ``id`` is the node's
+  11-character Small UID string (no type prefix: the ``_type`` shard knows every id's type);
+- one field per model field, named :attr:`Field.graphql_name`: ``str`` -> ``String``, ``int`` ->
+  ``Int``, ``float`` -> ``Float``, ``decimal`` -> ``Decimal`` (an exact string), ``datetime`` ->
+  ``DateTime`` (ISO 8601, UTC), ``bool`` -> ``Boolean``, ``bytes`` -> ``Base64``, ``ref`` -> the
+  target type, ``refs`` -> a Relay connection ``<Target>Connection`` with ``totalCount``;
+- query fields ``t(id: ID!): T`` (``claim``, ``party``, ``transaction``), next to ``node(id:)`` and
+  ``nodes(ids:)``;
+- mutations ``createT(input: TInput!)``, ``updateT(id:, input: TPatch!)`` (partial: fields left out
+  keep their value, ``null`` clears an optional one), ``deleteT(id:)`` and, per reference list
+  ``F``, ``addTF(id:, ids:)`` / ``removeTF(id:, ids:)``. Every input is checked against the model
+  and every reference against the ``_type`` shard before one grouped write
+  (:class:`~efs_sqlite.graph.Graph`): an invalid input is a GraphQL error and writes nothing.
+
+``int`` stays GraphQL ``Int``, as in the earlier system's SDL (``claimIdentifier: Int!``): values
+must fit 32 bits. A larger input is refused by GraphQL itself; a larger value already stored reads
+as a field error naming the value, never as a wrong number. Compared with that SDL, the root
+fields are nullable (a missing node is ``null`` plus an error instead of nulling the whole
+response) and reference lists are connections, since a 25,000-entry list cannot be one value.
+
+Every resolver answers from the request's caches (the context,
+:class:`~efs_sqlite.graphql.prefetch.Request`), reading on a miss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import graphene
+from graphene import relay
+from graphql import GraphQLError, GraphQLResolveInfo
+
+from efs_sqlite import uid as uids
+from efs_sqlite.graphql.objects import Connection, Missing, Node, NodeRef, PageConnection, dangling_error
+from efs_sqlite.graphql.paging import check_page_args
+from efs_sqlite.model import INSURANCE, Field, Model, NodeType
+
+if TYPE_CHECKING:  # the resolvers' context, a type only: prefetch builds on this module
+    from efs_sqlite.graphql.prefetch import Request
+
+__all__ = ["build_schema", "resolve_list", "schema_sdl"]
+
+_SCALARS: dict[str, type[graphene.Scalar]] = {
+    "str": graphene.String,
+    "int": graphene.Int,
+    "float": graphene.Float,
+    "decimal": graphene.Decimal,
+    "datetime": graphene.DateTime,
+    "bool": graphene.Boolean,
+    "bytes": graphene.Base64,
+}
+_RESERVED = frozenset({"Node", "Query", "Mutation", "PageInfo"})
+
+
+def _lower_camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+# -- resolvers ---------------------------------------------------------------------------------
+
+
+def _read_value(shard: str, root: NodeRef, info: GraphQLResolveInfo) -> Any:
+    req: Request = info.context
+    return req.value(shard, root.id)
+
+
+def _resolve_ref(shard: str, target: str, root: NodeRef, info: GraphQLResolveInfo) -> NodeRef | None:
+    req: Request = info.context
+    uid = req.value(shard, root.id)
+    if uid is None:
+        return None
+    if not req.exists(target, uid, req.plan.selection(info, target, info.field_nodes)):
+        raise dangling_error(uid)
+    return NodeRef(uid, target)
+
+
+def resolve_list(
+    shard: str,
+    target: str,
+    connections: Mapping[str, type[Connection]],
+    root: NodeRef,
+    info: GraphQLResolveInfo,
+    **args: Any,
+) -> PageConnection:
+    """The page of ``root``'s list in ``shard`` that ``args`` ask for (the resolver of a
+    reference list; the compiled execution recognises it by its ``partial`` arguments)."""
+    req: Request = info.context
+    checked = check_page_args(req.limits, args)
+    return req.fill_page(shard, target, connections[target], root, checked, req.plan.list_shape(info, target))
+
+
+def _resolve_nodes(root: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[NodeRef | Missing]:
+    req: Request = info.context
+    if len(ids) > req.limits.max_page:
+        raise GraphQLError(f"nodes(ids:) takes at most {req.limits.max_page} ids, not {len(ids)}")
+    return req.lookup_many(info, ids)
+
+
+def _create(t: NodeType, root: Any, info: GraphQLResolveInfo, input: Mapping[str, Any]) -> NodeRef:
+    req: Request = info.context
+    uid = req.write(lambda g: g.create_node(t.name, dict(input)))
+    return req.lookup(info, uids.encode(uid), t.name)
+
+
+def _update(t: NodeType, root: Any, info: GraphQLResolveInfo, id: str, input: Mapping[str, Any]) -> NodeRef:
+    req: Request = info.context
+    req.write(lambda g: g.update_node(id, dict(input), t.name))
+    return req.lookup(info, id, t.name)
+
+
+def _delete(t: NodeType, root: Any, info: GraphQLResolveInfo, id: str) -> str:
+    req: Request = info.context
+    req.write(lambda g: g.delete_node(id, t.name))
+    return id
+
+
+def _edit_list(
+    t: NodeType, f: Field, add: bool, root: Any, info: GraphQLResolveInfo, id: str, ids: list[str]
+) -> NodeRef:
+    req: Request = info.context
+    if add:
+        req.write(lambda g: g.list_add(id, f.name, ids, t.name))
+    else:
+        req.write(lambda g: g.list_remove(id, f.name, ids, t.name))
+    return req.lookup(info, id, t.name)
+
+
+# -- types -------------------------------------------------------------------------------------
+
+
+class _ListField(relay.ConnectionField):
+    """A connection whose resolver always returns the connection itself (graphene's wrapper
+    would otherwise check for awaitables and iterables on every call)."""
+
+    def wrap_resolve(self, parent_resolver: Any) -> Any:
+        return self.resolver
+
+
+def _output_field(
+    t: NodeType,
+    f: Field,
+    objects: dict[str, type[graphene.ObjectType]],
+    connections: dict[str, type[Connection]],
+) -> graphene.Field:
+    description = f.description or None
+    shard = t.shard(f.name)
+    if f.kind == "refs":
+        return _ListField(
+            lambda: connections[f.target],
+            name=f.graphql_name,
+            description=description,
+            resolver=partial(resolve_list, shard, f.target, connections),
+        )
+    if f.kind == "ref":
+        return graphene.Field(
+            lambda: objects[f.target],
+            required=f.required,
+            name=f.graphql_name,
+            description=description,
+            resolver=partial(_resolve_ref, shard, f.target),
+        )
+    return graphene.Field(
+        _SCALARS[f.kind],
+        required=f.required,
+        name=f.graphql_name,
+        description=description,
+        resolver=partial(_read_value, shard),
+    )
+
+
+def _input_type(t: NodeType, patch: bool) -> type[graphene.InputObjectType]:
+    attrs: dict[str, Any] = {}
+    for f in t.fields:
+        required = f.required and not patch
+        kind: Any = _SCALARS.get(f.kind, graphene.ID)
+        if f.kind == "refs":
+            kind = graphene.List(graphene.NonNull(graphene.ID))
+        attrs[f.name] = graphene.InputField(
+            kind, required=required, name=f.graphql_name, description=f.description or None
+        )
+    if patch:
+        suffix, description = "Patch", f"Fields of a {t.name} to change; fields left out keep their value."
+    else:
+        suffix, description = "Input", f"A new {t.name}."
+    attrs["Meta"] = type("Meta", (), {"description": description})
+    return type(f"{t.name}{suffix}", (graphene.InputObjectType,), attrs)
+
+
+def _mutation_fields(t: NodeType, obj: type[graphene.ObjectType]) -> dict[str, graphene.Field]:
+    fields = {
+        f"create_{t.key}": graphene.Field(
+            obj,
+            name=f"create{t.name}",
+            input=_input_type(t, patch=False)(required=True),
+            resolver=partial(_create, t),
+            description=f"Create a {t.name}; every field is written in one atomic write.",
+        ),
+        f"update_{t.key}": graphene.Field(
+            obj,
+            name=f"update{t.name}",
+            id=graphene.ID(required=True),
+            input=_input_type(t, patch=True)(required=True),
+            resolver=partial(_update, t),
+            description=f"Change fields of a {t.name}; fields left out keep their value, null clears.",
+        ),
+        f"delete_{t.key}": graphene.Field(
+            graphene.ID,
+            name=f"delete{t.name}",
+            id=graphene.ID(required=True),
+            resolver=partial(_delete, t),
+            description=f"Delete a {t.name}: all its fields; returns its id.",
+        ),
+    }
+    for f in t.fields:
+        if f.kind != "refs":
+            continue
+        suffix = f.graphql_name[:1].upper() + f.graphql_name[1:]
+        for verb, add in (("add", True), ("remove", False)):
+            fields[f"{verb}_{t.key}_{f.name}"] = graphene.Field(
+                obj,
+                name=f"{verb}{t.name}{suffix}",
+                id=graphene.ID(required=True),
+                ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
+                resolver=partial(_edit_list, t, f, add),
+                description=(
+                    f"Append {f.target} nodes to {f.graphql_name}."
+                    if add
+                    else f"Remove every occurrence of these {f.target} nodes from {f.graphql_name}."
+                ),
+            )
+    return fields
+
+
+def build_schema(model: Model = INSURANCE) -> graphene.Schema:
+    """The graphene schema of ``model``; execute it through :class:`~efs_sqlite.graphql.GraphQLAPI`.
+
+    >>> schema = build_schema()
+    >>> print(str(schema.graphql_schema.get_type("Transaction").fields["amount"].type))
+    Decimal!
+    """
+    clash = _RESERVED.intersection(model.types)
+    if clash:
+        raise ValueError(f"type names {sorted(clash)} are taken by the GraphQL schema itself")
+    objects: dict[str, type[graphene.ObjectType]] = {}
+    connections: dict[str, type[Connection]] = {}
+    for t in model.types.values():
+        attrs: dict[str, Any] = {f.name: _output_field(t, f, objects, connections) for f in t.fields}
+        attrs["Meta"] = type("Meta", (), {"interfaces": (Node,), "description": t.description or None})
+        objects[t.name] = type(t.name, (graphene.ObjectType,), attrs)
+    for name, obj in objects.items():
+        meta = type("Meta", (), {"node": obj, "description": f"A page of a list of {name} nodes."})
+        connections[name] = type(f"{name}Connection", (Connection,), {"Meta": meta})
+
+    query: dict[str, Any] = {
+        "node": Node.Field(description="The node with this id, whatever its type."),
+        "nodes": graphene.List(
+            Node,
+            required=True,
+            ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
+            resolver=_resolve_nodes,
+            description="The nodes with these ids, in order; null (and an error) for a missing one.",
+        ),
+    }
+    mutation: dict[str, Any] = {}
+    for t in model.types.values():
+        query[t.key] = Node.Field(
+            objects[t.name],
+            name=_lower_camel(t.name),
+            description=f"The {t.name} with this id; null and an error if there is none.",
+        )
+        mutation.update(_mutation_fields(t, objects[t.name]))
+    return graphene.Schema(
+        query=type("Query", (graphene.ObjectType,), query),
+        mutation=type("Mutation", (graphene.ObjectType,), mutation),
+        types=list(objects.values()),
+    )
+
+
+def schema_sdl(model: Model = INSURANCE) -> str:
+    """The schema of ``model`` in GraphQL SDL, as ``efs-sqlite schema`` prints it."""
+    return str(build_schema(model)) + "\n"
