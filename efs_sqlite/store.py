@@ -68,10 +68,12 @@ from typing import Any, Literal
 import apsw
 
 from efs_sqlite.errors import StoreBusy, StoreError, UIDCollision
+from efs_sqlite.hooks import StoreHook, observed
 
 __all__ = [
     "JOURNAL_MODES",
     "NETWORK_FILESYSTEMS",
+    "OBSERVED_METHODS",
     "STORED_KINDS",
     "Ref",
     "ShardStore",
@@ -86,6 +88,36 @@ SHARD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 JOURNAL_MODES = ("delete", "truncate", "persist", "wal")
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "efs", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs"})
 MOUNTS = "/proc/mounts"
+#: The methods a hook observes: every read and write. The other public methods (``path``,
+#: ``shards``, ``close``, ``close_thread``) read no data and are not observed.
+OBSERVED_METHODS = (
+    "get",
+    "get_many",
+    "scan",
+    "count",
+    "list_count",
+    "list_count_many",
+    "list_page",
+    "list_page_many",
+    "list_window_many",
+    "begin_read",
+    "end_reads",
+    "insert",
+    "put",
+    "delete",
+    "list_extend",
+    "list_remove",
+    "transaction",
+    "bulk_insert",
+    "bulk_insert_stored",
+    "bulk_lists",
+    "integrity_check",
+    "stats",
+    "vacuum",
+    "clear",
+)
+#: Observed methods that return a context manager: the observed call is the whole block.
+_OBSERVED_BLOCKS = ("read", "write")
 #: ATTACH is limited to 125 databases in apsw's SQLite; keep room for main.
 MAX_GROUP_SHARDS = 120
 _GROUP_CACHE = 8
@@ -479,7 +511,8 @@ class ShardStore:
     ``journal_mode`` is ``delete`` (default), ``truncate``, ``persist`` or ``wal`` (refused on a
     network file system, as the mount table ``mounts`` — ``/proc/mounts`` by default — says). ``vfs``
     names a registered apsw VFS (e.g. the EFS model's) used for every file the store opens.
-    ``create=False`` requires ``root`` to exist.
+    ``create=False`` requires ``root`` to exist. ``hook`` (see :mod:`efs_sqlite.hooks`) is told of
+    every read and write, and may gate or fail it.
     """
 
     def __init__(
@@ -492,6 +525,7 @@ class ShardStore:
         synchronous: str = "full",
         create: bool = True,
         mounts: str | None = None,
+        hook: StoreHook | None = None,
     ) -> None:
         self.root = Path(root)
         journal_mode = journal_mode.lower()
@@ -519,6 +553,18 @@ class ShardStore:
         self._forks = _forks
         self._all: list[apsw.Connection] = []
         self._all_lock = threading.Lock()
+        if hook is not None:
+            self._observe_with(hook)
+
+    def _observe_with(self, hook: StoreHook) -> None:
+        """Shadow each read and write method of this store with one observed by ``hook``. A store
+        with no hook runs the class's methods as they are: it pays nothing for hooks."""
+        # end_reads lets go of the shards this thread holds: the hook is told which.
+        shards = {"end_reads": lambda: tuple(self._state().reading or ())}
+        for name in OBSERVED_METHODS:
+            setattr(self, name, observed(hook, name, getattr(self, name), shards=shards.get(name)))
+        for name in _OBSERVED_BLOCKS:
+            setattr(self, name, observed(hook, name, getattr(self, name), block=True))
 
     def __repr__(self) -> str:
         return f"ShardStore({str(self.root)!r}, journal_mode={self.journal_mode!r})"
@@ -538,6 +584,13 @@ class ShardStore:
     def shards(self) -> list[str]:
         """The shards that exist on disk, sorted."""
         return sorted(p.stem for p in self.root.glob("*.sqlite") if SHARD_NAME.match(p.stem))
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections to shard files this store holds open, in every thread."""
+        self._state()
+        with self._all_lock:
+            return len(self._all)
 
     def _state(self) -> _Local:
         if self._forks != _forks:  # not os.getpid(): a system call, and this runs for every read
