@@ -43,7 +43,7 @@ class StoreOp:
 
     ``name`` is the method's; ``shard`` the shard it names (None for a call of several, or of
     none); ``keys`` the ids it names (its ``uid``, its ``uids``, or the first item of each of its
-    ``rows``); ``args`` its other arguments by name (``offset``, ``limit``, ``on_conflict`` ...);
+    ``rows``); ``args`` its other arguments by name, defaults included (``offset``, ``limit`` ...);
     ``shards`` the shards it touches when known (the shard; for ``end_reads`` the shards it lets
     go). Once the call is made, ``result`` is what it returned (for a ``read`` or ``write`` block,
     what the block was given: None, the ``WriteBatch``) or ``error`` what it raised.
@@ -88,6 +88,7 @@ def observed(
 
     def operation(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[StoreOp, inspect.BoundArguments]:
         bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
         given = bound.arguments
         keys: tuple[Any, ...] = ()
         if "uid" in given:
