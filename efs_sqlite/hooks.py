@@ -81,8 +81,8 @@ def observed(
     the whole ``with`` block. ``shards()``, if given, says which shards the call touches (called
     just before it is made).
 
-    Ids given as an iterable (``uids``, ``rows``) are read into a list first, so that both the hook
-    and the method see all of them.
+    An argument given as an iterator (ids, rows, refs) is read into a list first, so that both the
+    hook and the method see all of it.
     """
     signature = inspect.signature(method)
 
@@ -90,14 +90,15 @@ def observed(
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         given = bound.arguments
+        for argument, value in given.items():
+            if isinstance(value, Iterator):  # read once: by the hook, or by the method
+                given[argument] = list(value)
         keys: tuple[Any, ...] = ()
         if "uid" in given:
             keys = (given["uid"],)
         elif "uids" in given:
-            given["uids"] = list(given["uids"])
             keys = tuple(given["uids"])
         elif "rows" in given:
-            given["rows"] = list(given["rows"])
             keys = tuple(row[0] for row in given["rows"])
         shard = given.get("shard")
         rest = {k: v for k, v in given.items() if k != "shard" and k not in _KEY_ARGUMENTS}

@@ -147,7 +147,8 @@ def test_keys_arguments_shards_and_results(store: ShardStore, recorder: Recorder
     assert store.get_many("t_a", iter([1, 4])) == {1: "a"}  # an iterator: both see every id
     assert store.list_page_many("t_l", (1,), offset=1, limit=5) == {1: [6]}
     store.bulk_insert("t_a", iter([(7, "g"), (8, "h")]))
-    get_many, page, bulk = recorder.ops
+    store.list_extend("t_l", 1, iter([8, 9]))
+    get_many, page, bulk, extend = recorder.ops
     assert (get_many.name, get_many.shard, get_many.keys, get_many.shards) == (
         "get_many",
         "t_a",
@@ -157,7 +158,9 @@ def test_keys_arguments_shards_and_results(store: ShardStore, recorder: Recorder
     assert get_many.result == {1: "a"} and get_many.error is None
     assert (page.keys, page.args, page.result) == ((1,), {"offset": 1, "limit": 5}, {1: [6]})
     assert (bulk.keys, bulk.result) == ((7, 8), 2)
+    assert (extend.keys, extend.args) == ((1,), {"refs": [8, 9]})
     assert store.get_many("t_a", [7, 8]) == {7: "g", 8: "h"}
+    assert store.list_page("t_l", 1) == [5, 6, 8, 9]
 
 
 def test_the_error_of_a_call_is_told_then_raised(store: ShardStore, recorder: Recorder) -> None:
