@@ -28,6 +28,7 @@ nested inside the outer one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -129,4 +130,4 @@ def observed(
         if op.error is not None:
             raise op.error
 
-    return in_block if block else call
+    return functools.update_wrapper(in_block if block else call, method)

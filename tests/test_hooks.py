@@ -143,6 +143,11 @@ def test_a_store_without_a_hook_runs_the_class_methods(tmp_path: Path) -> None:
         assert type(store).get_many is ShardStore.get_many
 
 
+def test_an_observed_method_keeps_its_name_and_documentation(store: ShardStore) -> None:
+    assert "get_many" in vars(store)  # this store's own, observed
+    assert (store.get_many.__name__, store.get_many.__doc__) == ("get_many", ShardStore.get_many.__doc__)
+
+
 def test_keys_arguments_shards_and_results(store: ShardStore, recorder: Recorder) -> None:
     assert store.get_many("t_a", iter([1, 4])) == {1: "a"}  # an iterator: both see every id
     assert store.list_page_many("t_l", (1,), offset=1, limit=5) == {1: [6]}
