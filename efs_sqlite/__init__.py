@@ -45,6 +45,7 @@ from efs_sqlite.errors import (
     ValidationError,
     VerifyError,
 )
+from efs_sqlite.hooks import StoreHook, StoreOp
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
 from efs_sqlite.store import (
     Ref,
@@ -56,6 +57,7 @@ from efs_sqlite.store import (
 from efs_sqlite.uid import (
     MAX_UID,
     Generator,
+    check_id,
     decode,
     encode,
     from_mediagone,
@@ -147,8 +149,11 @@ __all__ = [
     "Ref",
     "RequestProfile",
     "ShardStore",
+    "StoreHook",
+    "StoreOp",
     "WriteBatch",
     "__version__",
+    "check_id",
     "cost_per_million",
     "decode",
     "dynamodb_cost",

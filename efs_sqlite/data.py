@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from efs_sqlite.errors import DataSetError
+from efs_sqlite.kinds import KIND_OF
 from efs_sqlite.model import INSURANCE, TYPE_SHARD
 
 __all__ = [
@@ -208,8 +209,8 @@ class _Links:
         return parties
 
 
-def _iso(dt: datetime) -> str:
-    return dt.isoformat() + "Z"
+#: A datetime as a record carries it: ISO 8601 with ``Z``.
+_iso = KIND_OF["datetime"].to_json
 
 
 def _scale(scale: str | Scale) -> Scale:

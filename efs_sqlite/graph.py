@@ -53,9 +53,7 @@ def parse_id(value: Any, what: str = "id") -> int:
             value = uids.decode(value)
         except ValueError as exc:
             raise ValidationError(f"{what}: {exc}") from None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= uids.MAX_UID:
-        raise ValidationError(f"{what}: {value!r} is not a node id")
-    return value
+    return uids.check_id(value, what)
 
 
 def _show(uid: int) -> str:

@@ -68,22 +68,20 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from itertools import chain, repeat
-from operator import attrgetter, floordiv, sub
 from typing import Any
 
 from efs_sqlite.data import read_manifest, read_records
 from efs_sqlite.errors import LoadError, RecordError, UIDCollision, ValidationError
+from efs_sqlite.kinds import KIND_OF, Column
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Model
 from efs_sqlite.store import STORED_KINDS, ShardStore, Transaction, is_network_filesystem, stored_form
+from efs_sqlite.uid import are_ids, check_id
 
 __all__ = [
     "LOCAL_THREADS",
@@ -98,8 +96,6 @@ __all__ = [
 LOCAL_THREADS = 1
 #: At most this many records of a shard are checked at a time (see _Buffer).
 _CHUNK = 256
-
-_MAX_UID = 2**63
 
 
 @dataclass(frozen=True)
@@ -147,8 +143,10 @@ class _Validator:
         coerce = self.coerce.get(shard) if type(shard) is str else None
         if coerce is None:
             raise RecordError(f"unknown shard {str(shard)[:80]!r}")
-        if type(uid) is not int or not 0 < uid < _MAX_UID:
-            raise RecordError(f"uid must be an integer in 1 .. 2^63-1, not {str(uid)[:40]!r}")
+        try:
+            check_id(uid if type(uid) is int else None, "uid")  # a plain int: no bool, no subclass
+        except ValidationError:
+            raise RecordError(f"uid must be an integer in 1 .. 2^63-1, not {str(uid)[:40]!r}") from None
         try:
             return shard, uid, coerce(record["value"])
         except ValidationError as exc:
@@ -175,15 +173,10 @@ def validate_record(record: Any, model: Model = INSURANCE) -> tuple[str, int, An
 
 # -- per-shard checks: a chunk of record values -> their stored forms ---------------------------------
 
-_Column = Callable[[list[Any]], list[Any] | None]
-_TZINFO = attrgetter("tzinfo")
-_INTS, _STRS, _LISTS = frozenset({int}), frozenset({str}), frozenset({list})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
-_FIRST_UTC, _LAST_UTC = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+_STRS = frozenset({str})
 
 
-def _column(kind: str, places: int | None = None, names: frozenset[str] | None = None) -> _Column:
+def _column(kind: str, places: int | None = None, names: frozenset[str] | None = None) -> Column:
     """The fast check of a shard: the stored forms of a whole chunk of values, computed by C loops
     (``map``, ``set``, ``min``), or ``None`` if any value is off the common shape; the chunk then
     takes the slow path, value by value through ``Field.coerce``, which names the bad record. For
@@ -191,45 +184,8 @@ def _column(kind: str, places: int | None = None, names: frozenset[str] | None =
     """
     if names is not None:  # the type shard: type names
         return lambda vs: vs if set(map(type, vs)) == _STRS and names.issuperset(vs) else None
-    if kind == "str":
-        return lambda vs: vs if set(map(type, vs)) == _STRS else None
-    if kind in ("int", "ref"):
-        low, high = (1, _MAX_UID - 1) if kind == "ref" else (-(2**63), 2**63 - 1)
-        return lambda vs: vs if set(map(type, vs)) == _INTS and min(vs) >= low and max(vs) <= high else None
-    if kind == "datetime":
-        return _datetimes
-    if kind == "decimal" and places:
-        # Already the text Decimal stores: a sign, no leading zero, exactly `places` decimals, and
-        # too few digits for quantizing to overflow the decimal context.
-        canonical = re.compile(rf"-?(?:0|[1-9][0-9]{{0,14}})\.[0-9]{{{places}}}").fullmatch
-        return lambda vs: vs if set(map(type, vs)) == _STRS and all(map(canonical, vs)) else None
-    if kind == "refs":
-        return _id_lists
-    return lambda vs: None  # floats, bools, bytes: value by value
-
-
-def _datetimes(values: list[Any]) -> list[int] | None:
-    """ISO 8601 strings with an offset (``Z`` included) -> microseconds since the epoch, as
-    ``stored_form("datetime", Field.coerce(v))`` makes them, without a Python call per value."""
-    if set(map(type, values)) != _STRS:
-        return None
-    try:
-        ats = list(map(datetime.fromisoformat, values))  # what Field.coerce parses with
-    except ValueError:
-        return None
-    if None in set(map(_TZINFO, ats)) or min(ats) < _FIRST_UTC or max(ats) > _LAST_UTC:
-        return None  # a naive time (the slow path takes it as UTC), or outside years 1..9999 in UTC
-    return list(map(floordiv, map(sub, ats, repeat(_EPOCH)), repeat(_MICRO)))
-
-
-def _id_lists(values: list[Any]) -> list[list[int]] | None:
-    """Lists of node ids; a 25,000-entry hub list costs no Python call per entry."""
-    if set(map(type, values)) != _LISTS:
-        return None
-    ids = list(chain.from_iterable(values))
-    if ids and (set(map(type, ids)) != _INTS or min(ids) < 1 or max(ids) >= _MAX_UID):
-        return None
-    return values
+    column = KIND_OF[kind].column
+    return column(places) if column is not None else lambda vs: None  # floats, bools, bytes: one by one
 
 
 @dataclass(frozen=True)
@@ -239,7 +195,7 @@ class _Plan:
 
     shard: str
     kind: str
-    column: _Column
+    column: Column
 
     @property
     def is_list(self) -> bool:
@@ -265,7 +221,7 @@ def _encode(
 ) -> list[Any]:
     """The stored values of one shard's records (``uids``, ``values``, at ``indexes`` in the
     input), every record checked; raise :class:`LoadError` naming the first bad one."""
-    if set(map(type, uids)) == _INTS and min(uids) > 0 and max(uids) < _MAX_UID:
+    if are_ids(uids):
         stored = plan.column(values)
         if stored is not None:
             return stored

@@ -21,13 +21,13 @@ Adding a field or a type is one edit to :data:`INSURANCE` (or to your own model)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from decimal import InvalidOperation
+from typing import Any
 
 from efs_sqlite.errors import ValidationError
+from efs_sqlite.kinds import KIND_OF, KINDS, FieldKind
 
 __all__ = [
     "INSURANCE",
@@ -38,16 +38,12 @@ __all__ = [
     "NodeType",
 ]
 
-FieldKind = Literal["str", "int", "float", "decimal", "datetime", "bool", "bytes", "ref", "refs"]
-KINDS: tuple[str, ...] = ("str", "int", "float", "decimal", "datetime", "bool", "bytes", "ref", "refs")
-
 #: The shard mapping node id -> type name. The leading underscore keeps it apart from every
 #: ``<type>_<field>`` name, whose type part is a lowercase word.
 TYPE_SHARD = "_type"
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _camel(name: str) -> str:
@@ -59,9 +55,10 @@ def _camel(name: str) -> str:
 class Field:
     """One typed field of a node type.
 
-    ``kind`` is one of :data:`KINDS`; ``ref`` holds one node id of type ``target``, ``refs`` an
-    ordered list of them (stored one row per entry, so it pages). ``places`` fixes the number of
-    decimal places of a ``decimal``. ``graphql_name`` defaults to the camelCase of ``name``.
+    ``kind`` is one of :data:`KINDS` (see :mod:`efs_sqlite.kinds`); ``ref`` holds one node id of
+    type ``target``, ``refs`` an ordered list of them (stored one row per entry, so it pages).
+    ``places`` fixes the number of decimal places of a ``decimal``. ``graphql_name`` defaults to
+    the camelCase of ``name``.
     """
 
     name: str
@@ -89,7 +86,7 @@ class Field:
 
     @property
     def is_reference(self) -> bool:
-        return self.kind in ("ref", "refs")
+        return KIND_OF[self.kind].is_reference
 
     def coerce(self, value: Any) -> Any:
         """Return ``value`` as this field's Python type, or raise :class:`ValidationError`.
@@ -107,113 +104,13 @@ class Field:
             if self.required:
                 raise ValidationError(f"{self.name}: a value is required")
             return None
+        kind = KIND_OF[self.kind]
         try:
-            return _COERCE[self.kind](self, value)
+            return kind.coerce(self, value)
         except ValidationError:
             raise
         except (TypeError, ValueError, InvalidOperation, OverflowError):
-            raise ValidationError(
-                f"{self.name}: expected {_EXPECTED[self.kind]}, got {value!r}"[:300]
-            ) from None
-
-
-def _int(f: Field, v: Any) -> int:
-    if isinstance(v, bool):
-        raise TypeError
-    n = int(v)
-    if isinstance(v, float | Decimal) and n != v:
-        raise TypeError  # int() would silently drop the fraction
-    if not _INT64[0] <= n <= _INT64[1]:
-        raise ValidationError(f"{f.name}: {n} does not fit a signed 64-bit integer")
-    return n
-
-
-def _ref(f: Field, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError
-    if not 0 < v < 2**63:
-        raise ValidationError(f"{f.name}: {v} is not a node id")
-    return v
-
-
-def _decimal(f: Field, v: Any) -> Decimal:
-    if isinstance(v, bool):
-        raise TypeError  # Decimal(True) would be 1
-    if isinstance(v, float):
-        v = repr(v)  # the shortest repr is what the user typed; Decimal(float) is not
-    d = Decimal(v) if not isinstance(v, Decimal) else v
-    if not d.is_finite():
-        raise ValidationError(f"{f.name}: {v!r} is not a finite number")
-    if f.places is not None:
-        q = Decimal(1).scaleb(-f.places)
-        if d != d.quantize(q):
-            raise ValidationError(f"{f.name}: {v!r} has more than {f.places} decimal places")
-        d = d.quantize(q)
-    return d
-
-
-def _datetime(f: Field, v: Any) -> datetime:
-    if isinstance(v, str):
-        v = datetime.fromisoformat(v)
-    elif isinstance(v, date) and not isinstance(v, datetime):
-        v = datetime(v.year, v.month, v.day)
-    if not isinstance(v, datetime):
-        raise TypeError
-    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
-
-
-def _str(f: Field, v: Any) -> str:
-    if not isinstance(v, str):
-        raise TypeError
-    return v
-
-
-def _bool(f: Field, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise TypeError
-    return v
-
-
-def _float(f: Field, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float | Decimal | str):
-        raise TypeError
-    return float(v)
-
-
-def _bytes(f: Field, v: Any) -> bytes:
-    if not isinstance(v, bytes | bytearray | memoryview):
-        raise TypeError
-    return bytes(v)
-
-
-def _refs(f: Field, v: Any) -> list[int]:
-    if isinstance(v, str | bytes) or not isinstance(v, Iterable):
-        raise TypeError
-    return [_ref(f, x) for x in v]
-
-
-_COERCE = {
-    "str": _str,
-    "int": _int,
-    "float": _float,
-    "decimal": _decimal,
-    "datetime": _datetime,
-    "bool": _bool,
-    "bytes": _bytes,
-    "ref": _ref,
-    "refs": _refs,
-}
-_EXPECTED = {
-    "str": "a string",
-    "int": "an integer",
-    "float": "a number",
-    "decimal": "a decimal number",
-    "datetime": "an ISO 8601 datetime",
-    "bool": "true or false",
-    "bytes": "bytes",
-    "ref": "a node id",
-    "refs": "a list of node ids",
-}
+            raise ValidationError(f"{self.name}: expected {kind.expected}, got {value!r}"[:300]) from None
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import chain, repeat
 from pathlib import Path
@@ -68,10 +68,14 @@ from typing import Any, Literal
 import apsw
 
 from efs_sqlite.errors import StoreBusy, StoreError, UIDCollision
+from efs_sqlite.hooks import StoreHook, observed
+from efs_sqlite.kinds import BOOL, DATETIME, DECIMAL, INT64, KIND_OF, MICROSECOND, NAN, PLAIN, REF, Stored
+from efs_sqlite.uid import EPOCH
 
 __all__ = [
     "JOURNAL_MODES",
     "NETWORK_FILESYSTEMS",
+    "OBSERVED_METHODS",
     "STORED_KINDS",
     "Ref",
     "ShardStore",
@@ -86,6 +90,36 @@ SHARD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 JOURNAL_MODES = ("delete", "truncate", "persist", "wal")
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "efs", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs"})
 MOUNTS = "/proc/mounts"
+#: The methods a hook observes: every read and write. The other public methods (``path``,
+#: ``shards``, ``close``, ``close_thread``) read no data and are not observed.
+OBSERVED_METHODS = (
+    "get",
+    "get_many",
+    "scan",
+    "count",
+    "list_count",
+    "list_count_many",
+    "list_page",
+    "list_page_many",
+    "list_window_many",
+    "begin_read",
+    "end_reads",
+    "insert",
+    "put",
+    "delete",
+    "list_extend",
+    "list_remove",
+    "transaction",
+    "bulk_insert",
+    "bulk_insert_stored",
+    "bulk_lists",
+    "integrity_check",
+    "stats",
+    "vacuum",
+    "clear",
+)
+#: Observed methods that return a context manager: the observed call is the whole block.
+_OBSERVED_BLOCKS = ("read", "write")
 #: ATTACH is limited to 125 databases in apsw's SQLite; keep room for main.
 MAX_GROUP_SHARDS = 120
 _GROUP_CACHE = 8
@@ -96,30 +130,13 @@ CREATE TABLE IF NOT EXISTS {s}.refs(uid INTEGER NOT NULL, pos INTEGER NOT NULL, 
                                     PRIMARY KEY (uid, pos)) WITHOUT ROWID;
 """
 
-# Value kinds: how a Python value maps onto SQLite's storage classes.
-_PLAIN, _BOOL, _DECIMAL, _DATETIME, _REF, _NAN = range(6)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_POS = 2**63 - 1
-_MICRO = timedelta(microseconds=1)
-_INT64 = (-(2**63), 2**63 - 1)
-#: Microseconds since the epoch that read back as a datetime: years 1 to 9999 in UTC.
-_DATETIME_US = (
-    (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICRO,
-    (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICRO,
-)
+_MAX_POS = INT64[1]
 
 #: The model kinds :meth:`ShardStore.bulk_insert_stored` takes (their stored forms: see
-#: :func:`stored_form`). Floats and bools go through ``bulk_insert``: a NaN float is stored under a
-#: kind tag of its own, so a float's tag is not the field's alone.
-STORED_KINDS = ("str", "int", "bytes", "ref", "datetime", "decimal")
-_STORED_TAGS = {
-    "str": _PLAIN,
-    "int": _PLAIN,
-    "bytes": _PLAIN,
-    "ref": _REF,
-    "datetime": _DATETIME,
-    "decimal": _DECIMAL,
-}
+#: :func:`stored_form` and :mod:`efs_sqlite.kinds`). Floats and bools go through ``bulk_insert``: a
+#: NaN float is stored under a kind tag of its own, so a float's tag is not the field's alone.
+_STORED: dict[str, Stored] = {k.name: k.stored for k in KIND_OF.values() if k.stored is not None}
+STORED_KINDS = tuple(_STORED)
 _ON_CONFLICT = {
     "error": "INSERT",
     "replace": "INSERT OR REPLACE",
@@ -220,26 +237,26 @@ def is_network_filesystem(path: str | os.PathLike[str], mounts: str | None = Non
 
 def _encode(value: Any) -> tuple[Any, int]:
     if value is None or isinstance(value, str):
-        return value, _PLAIN
+        return value, PLAIN
     if isinstance(value, bool):
-        return int(value), _BOOL
+        return int(value), BOOL
     if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
+        if not INT64[0] <= value <= INT64[1]:
             raise ValueError(f"integer {value} does not fit SQLite's signed 64 bits")
-        return int(value), _REF if isinstance(value, Ref) else _PLAIN
+        return int(value), REF if isinstance(value, Ref) else PLAIN
     if isinstance(value, float):
-        return (None, _NAN) if math.isnan(value) else (value, _PLAIN)
+        return (None, NAN) if math.isnan(value) else (value, PLAIN)
     if isinstance(value, Decimal):
-        return str(value), _DECIMAL
+        return str(value), DECIMAL
     if isinstance(value, datetime):
         try:
             aware = value.astimezone(UTC) if value.utcoffset() is not None else value.replace(tzinfo=UTC)
         except OverflowError:
             # Stored, it could never be read back as a UTC datetime.
             raise ValueError(f"{value!r} falls outside the years 1-9999 in UTC") from None
-        return (aware - _EPOCH) // _MICRO, _DATETIME
+        return (aware - EPOCH) // MICROSECOND, DATETIME
     if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value), _PLAIN
+        return bytes(value), PLAIN
     raise TypeError(f"cannot store a value of type {type(value).__name__}")
 
 
@@ -250,11 +267,11 @@ def _verb(on_conflict: str) -> str:
     return verb
 
 
-def _stored_tag(kind: str) -> int:
-    tag = _STORED_TAGS.get(kind) if isinstance(kind, str) else None
-    if tag is None:
+def _stored(kind: str) -> Stored:
+    stored = _STORED.get(kind) if isinstance(kind, str) else None
+    if stored is None:
         raise ValueError(f"kind must be one of {', '.join(STORED_KINDS)}, not {kind!r:.40}")
-    return tag
+    return stored
 
 
 def stored_form(kind: str, value: Any) -> Any:
@@ -269,73 +286,37 @@ def stored_form(kind: str, value: Any) -> Any:
     ...
     TypeError: 3.1 is not a decimal value
     """
-    tag = _stored_tag(kind)
+    form = _stored(kind)
     if value is None:
         return None
-    if tag == _REF and type(value) is int:
+    if form.tag == REF and type(value) is int:
         value = Ref(value)  # a plain int is an id too: a ref shard's tag comes from its kind
     stored, got = _encode(value)
-    if got != tag or not _fits(kind, stored):  # not of the kind, or a Decimal NaN or infinity
+    if got != form.tag or not form.fits(stored):  # not of the kind, or a Decimal NaN or infinity
         raise TypeError(f"{value!r:.80} is not a {kind} value")
     return stored
 
 
-#: The test a value bound as ``?2`` must pass to be stored as each kind. SQLite runs it while it
-#: binds the row, so a batch is checked at no Python cost; :func:`_refused` words a refusal. A
-#: decimal is a JSON number: what ``str()`` of a finite Decimal is, and what ``Decimal()`` reads.
-_STORED_SQL = {
-    "str": "typeof(?2) = 'text'",
-    "int": "typeof(?2) = 'integer'",
-    "ref": "typeof(?2) = 'integer'",
-    "bytes": "typeof(?2) = 'blob'",
-    "datetime": f"typeof(?2) = 'integer' AND ?2 BETWEEN {_DATETIME_US[0]} AND {_DATETIME_US[1]}",
-    "decimal": "typeof(?2) = 'text' AND json_valid(?2) AND ?2 NOT GLOB '*[^0-9.eE+-]*'",
-}
-_STORED_FORMS = {
-    "str": "a str",
-    "int": "an int",
-    "ref": "an int",
-    "bytes": "bytes",
-    "datetime": "an int (microseconds, years 1-9999)",
-    "decimal": "the text of a finite number",
-}
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-
-
-def _fits(kind: str, value: Any) -> bool:
-    """Whether ``value`` passes ``_STORED_SQL[kind]`` (SQLite binds a bool as an integer)."""
-    if value is None:
-        return True
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "bytes":
-        return isinstance(value, bytes | bytearray | memoryview)
-    if kind == "decimal":
-        return isinstance(value, str) and _JSON_NUMBER.fullmatch(value) is not None
-    if kind == "datetime":
-        return isinstance(value, int) and _DATETIME_US[0] <= value <= _DATETIME_US[1]
-    return isinstance(value, int)
-
-
 def _refused(kind: str, values: Sequence[Any]) -> None:
     """Raise for the first value that SQLite refused to store as ``kind``."""
+    form = _STORED[kind]
     for value in values:
-        if not _fits(kind, value):
-            raise TypeError(f"a stored {kind} value is {_STORED_FORMS[kind]} or None, not {value!r:.60}")
+        if value is not None and not form.fits(value):
+            raise TypeError(f"a stored {kind} value is {form.form} or None, not {value!r:.60}")
 
 
 def _decode(value: Any, kind: int) -> Any:
-    if kind == _PLAIN:
+    if kind == PLAIN:
         return value
-    if kind == _BOOL:
+    if kind == BOOL:
         return bool(value)
-    if kind == _DECIMAL:
+    if kind == DECIMAL:
         return Decimal(value)
-    if kind == _DATETIME:
-        return _EPOCH + value * _MICRO
-    if kind == _REF:
+    if kind == DATETIME:
+        return EPOCH + value * MICROSECOND
+    if kind == REF:
         return Ref(value)
-    if kind == _NAN:
+    if kind == NAN:
         return math.nan
     raise StoreError(f"unknown value kind {kind}")
 
@@ -410,7 +391,7 @@ class WriteBatch:
 
 
 def _check_uid(uid: Any) -> int:
-    if isinstance(uid, bool) or not isinstance(uid, int) or not -(2**63) <= uid < 2**63:
+    if isinstance(uid, bool) or not isinstance(uid, int) or not INT64[0] <= uid <= INT64[1]:
         raise ValueError(f"id {uid!r} is not a signed 64-bit integer")
     return int(uid)
 
@@ -418,7 +399,7 @@ def _check_uid(uid: Any) -> int:
 def _check_ids(ids: list[Any]) -> list[int]:
     """``ids`` itself if every one is a plain 64-bit int (checked by C loops over the list, not a
     call per id: every list a load writes), else a checked copy (``ValueError`` for a non-id)."""
-    if ids and (set(map(type, ids)) != {int} or min(ids) < _INT64[0] or max(ids) > _INT64[1]):
+    if ids and (set(map(type, ids)) != {int} or min(ids) < INT64[0] or max(ids) > INT64[1]):
         return [_check_uid(r) for r in ids]
     return ids
 
@@ -479,7 +460,8 @@ class ShardStore:
     ``journal_mode`` is ``delete`` (default), ``truncate``, ``persist`` or ``wal`` (refused on a
     network file system, as the mount table ``mounts`` — ``/proc/mounts`` by default — says). ``vfs``
     names a registered apsw VFS (e.g. the EFS model's) used for every file the store opens.
-    ``create=False`` requires ``root`` to exist.
+    ``create=False`` requires ``root`` to exist. ``hook`` (see :mod:`efs_sqlite.hooks`) is told of
+    every read and write, and may gate or fail it.
     """
 
     def __init__(
@@ -492,6 +474,7 @@ class ShardStore:
         synchronous: str = "full",
         create: bool = True,
         mounts: str | None = None,
+        hook: StoreHook | None = None,
     ) -> None:
         self.root = Path(root)
         journal_mode = journal_mode.lower()
@@ -519,6 +502,18 @@ class ShardStore:
         self._forks = _forks
         self._all: list[apsw.Connection] = []
         self._all_lock = threading.Lock()
+        if hook is not None:
+            self._observe_with(hook)
+
+    def _observe_with(self, hook: StoreHook) -> None:
+        """Shadow each read and write method of this store with one observed by ``hook``. A store
+        with no hook runs the class's methods as they are: it pays nothing for hooks."""
+        # end_reads lets go of the shards this thread holds: the hook is told which.
+        shards = {"end_reads": lambda: tuple(self._state().reading or ())}
+        for name in OBSERVED_METHODS:
+            setattr(self, name, observed(hook, name, getattr(self, name), shards=shards.get(name)))
+        for name in _OBSERVED_BLOCKS:
+            setattr(self, name, observed(hook, name, getattr(self, name), block=True))
 
     def __repr__(self) -> str:
         return f"ShardStore({str(self.root)!r}, journal_mode={self.journal_mode!r})"
@@ -538,6 +533,13 @@ class ShardStore:
     def shards(self) -> list[str]:
         """The shards that exist on disk, sorted."""
         return sorted(p.stem for p in self.root.glob("*.sqlite") if SHARD_NAME.match(p.stem))
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections to shard files this store holds open, in every thread."""
+        self._state()
+        with self._all_lock:
+            return len(self._all)
 
     def _state(self) -> _Local:
         if self._forks != _forks:  # not os.getpid(): a system call, and this runs for every read
@@ -747,9 +749,9 @@ class ShardStore:
         rows = self._query_ids(shard, "SELECT uid, value, kind FROM items WHERE uid IN ids", ids)
         return {
             uid: value
-            if kind == _PLAIN
-            else _EPOCH + value * _MICRO
-            if kind == _DATETIME
+            if kind == PLAIN
+            else EPOCH + value * MICROSECOND
+            if kind == DATETIME
             else _decode(value, kind)
             for uid, value, kind in rows
         }
@@ -1022,10 +1024,10 @@ class ShardStore:
             # The common row (an int id, a str value) skips both calls: they were a third of the
             # time a 100k-row load spent per row, raw executemany included.
             for uid, value in rows:
-                if type(uid) is not int or not _INT64[0] <= uid <= _INT64[1]:
+                if type(uid) is not int or not INT64[0] <= uid <= INT64[1]:
                     uid = _check_uid(uid)
                 if type(value) is str:
-                    yield uid, value, _PLAIN
+                    yield uid, value, PLAIN
                 else:
                     stored, kind = _encode(value)
                     yield uid, stored, kind
@@ -1075,7 +1077,8 @@ class ShardStore:
         values = values if isinstance(values, list | tuple) else list(values)
         if len(uids) != len(values):
             raise ValueError(f"{len(uids)} ids but {len(values)} values")
-        tag = _stored_tag(kind)
+        form = _stored(kind)
+        tag = form.tag
 
         def refused() -> None:
             _refused(kind, values)
@@ -1084,11 +1087,11 @@ class ShardStore:
             if written < len(uids):  # rows refused (then this raises), or ids already present
                 refused()
                 if on_conflict == "skip_equal":
-                    tags = [_PLAIN if v is None else tag for v in values]
+                    tags = [PLAIN if v is None else tag for v in values]
                     self._refuse_different(conn, shard, list(zip(uids, values, tags, strict=True)))
 
         # A value that fails the check gets a NULL tag, which the NOT NULL constraint refuses.
-        guard = f"CASE WHEN {_STORED_SQL[kind]} THEN {tag} WHEN ?2 IS NULL THEN {_PLAIN} END"
+        guard = f"CASE WHEN {form.sql} THEN {tag} WHEN ?2 IS NULL THEN {PLAIN} END"
         sql = f"{verb} INTO items VALUES (?1, ?2, {guard})"
         # zip() hands executemany one reused tuple: nothing per row for the garbage collector.
         return self._insert_items(shard, sql, zip(uids, values, strict=True), on_conflict, check, refused)

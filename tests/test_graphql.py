@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -13,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from efs_sqlite.cli import main
 from efs_sqlite.efs_model import EFSModel
 from efs_sqlite.errors import OperationNotAllowed
 from efs_sqlite.graphql import GraphQLAPI, Limits, build_schema, measure, schema_sdl
+from efs_sqlite.hooks import StoreOp
 from efs_sqlite.model import Field, Model, NodeType
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import encode
@@ -42,46 +44,34 @@ query($id: ID!) {
 }"""
 
 
-class CountingStore(ShardStore):
-    """A real store that also counts the reads it is asked for, per (method, shard)."""
+#: The batched reads the GraphQL layer makes.
+BATCHED_READS = ("get_many", "list_count_many", "list_page_many", "list_window_many")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+class Counting:
+    """A store hook that counts the batched reads a store is asked for, per (method, shard), the ids
+    each asks for, the rows asked of each list page, and the grouped writes."""
+
+    def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.keys: Counter[tuple[str, str]] = Counter()
         self.page_rows: list[int] = []
         self.writes = 0
+        self._lock = threading.Lock()  # reads made in parallel count at once
 
-    def get_many(self, shard: str, uids: Any) -> dict[int, Any]:
-        ids = list(uids)
-        self.calls["get_many", shard] += 1
-        self.keys["get_many", shard] += len(ids)
-        return super().get_many(shard, ids)
-
-    def list_count_many(self, shard: str, uids: Any) -> dict[int, int]:
-        ids = list(uids)
-        self.calls["list_count_many", shard] += 1
-        return super().list_count_many(shard, ids)
-
-    def list_page_many(
-        self, shard: str, uids: Any, offset: int = 0, limit: int = 100
-    ) -> dict[int, list[int]]:
-        ids = list(uids)
-        self.calls["list_page_many", shard] += 1
-        self.page_rows.extend([limit] * len(ids))
-        return super().list_page_many(shard, ids, offset, limit)
-
-    def list_window_many(
-        self, shard: str, uids: Any, offset: int = 0, limit: int = 100
-    ) -> tuple[dict[int, int], dict[int, list[int]]]:
-        ids = list(uids)
-        self.calls["list_window_many", shard] += 1
-        self.page_rows.extend([limit] * len(ids))
-        return super().list_window_many(shard, ids, offset, limit)
-
-    def write(self) -> Any:
-        self.writes += 1
-        return super().write()
+    @contextlib.contextmanager
+    def observe(self, op: StoreOp) -> Iterator[None]:
+        with self._lock:
+            if op.name in BATCHED_READS:
+                assert op.shard is not None
+                self.calls[op.name, op.shard] += 1
+                if op.name == "get_many":
+                    self.keys[op.name, op.shard] += len(op.keys)
+                elif op.name != "list_count_many":
+                    self.page_rows.extend([op.args["limit"]] * len(op.keys))
+            elif op.name == "write":
+                self.writes += 1
+        yield
 
 
 def shard_digest(root: Path) -> dict[str, str]:
@@ -286,7 +276,8 @@ def test_backward_paging_and_defaults(api: GraphQLAPI, insurance: Any) -> None:
 
 
 def test_counts_and_cursors_need_no_node_reads(insurance: Any) -> None:
-    store = CountingStore(insurance.root)
+    counts = Counting()
+    store = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(store)
     result = api.execute(
         "query($id: ID!) { claim(id: $id) { parties(first: 2) { totalCount edges { cursor } } } }",
@@ -294,8 +285,8 @@ def test_counts_and_cursors_need_no_node_reads(insurance: Any) -> None:
     )
     assert result["data"]["claim"]["parties"]["totalCount"] == 10
     assert len(result["data"]["claim"]["parties"]["edges"]) == 2
-    assert not any(method == "get_many" and shard.startswith("party_") for method, shard in store.calls)
-    assert store.page_rows == []
+    assert not any(method == "get_many" and shard.startswith("party_") for method, shard in counts.calls)
+    assert counts.page_rows == []
 
 
 @pytest.mark.parametrize(
@@ -324,7 +315,8 @@ def test_a_25000_entry_list_pages_without_being_loaded(insurance: Any) -> None:
     hub = insurance.graph.create_node("Party", {"identifier": 1, "timestamp": "2024-01-01"})
     store.bulk_lists("party_claims", [(hub, claims)])
 
-    counting = CountingStore(insurance.root)
+    counts = Counting()
+    counting = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(counting)
     query = """query($id: ID!, $after: String) { party(id: $id) { claims(first: 5, after: $after) {
                  totalCount pageInfo { hasNextPage } edges { node { claimIdentifier } } } } }"""
@@ -334,8 +326,8 @@ def test_a_25000_entry_list_pages_without_being_loaded(insurance: Any) -> None:
     result = api.execute(query, {"id": encode(hub), "after": cursor})["data"]["party"]["claims"]
     assert [e["node"]["claimIdentifier"] for e in result["edges"]] == [20000, 20001, 20002, 20003, 20004]
     assert result["pageInfo"]["hasNextPage"] is True
-    assert counting.page_rows == [5, 5]  # the rows asked of the list: one page each time
-    assert counting.keys["get_many", "claim_identifier"] == 10
+    assert counts.page_rows == [5, 5]  # the rows asked of the list: one page each time
+    assert counts.keys["get_many", "claim_identifier"] == 10
 
 
 def test_dangling_references_read_as_missing_nodes(api: GraphQLAPI, insurance: Any) -> None:
@@ -360,13 +352,14 @@ def test_dangling_references_read_as_missing_nodes(api: GraphQLAPI, insurance: A
 
 
 def test_one_read_per_shard_for_a_claim_and_its_ten_parties(insurance: Any) -> None:
-    store = CountingStore(insurance.root)
+    counts = Counting()
+    store = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(store)
     result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
     assert "errors" not in result
     edges = result["data"]["claim"]["parties"]["edges"]
     assert [e["node"]["partyIdentifier"] for e in edges] == list(range(100, 110))
-    assert dict(store.calls) == {
+    assert dict(counts.calls) == {
         ("get_many", "claim_identifier"): 1,
         ("get_many", "claim_type_code"): 1,
         ("get_many", "claim_timestamp"): 1,
@@ -374,11 +367,12 @@ def test_one_read_per_shard_for_a_claim_and_its_ten_parties(insurance: Any) -> N
         ("get_many", "party_identifier"): 1,
         ("get_many", "party_timestamp"): 1,
     }
-    assert store.keys["get_many", "party_identifier"] == 10
+    assert counts.keys["get_many", "party_identifier"] == 10
 
 
 def test_sibling_connections_are_batched_too(insurance: Any) -> None:
-    store = CountingStore(insurance.root)
+    counts = Counting()
+    store = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(store)
     result = api.execute(
         """query($id: ID!) { claim(id: $id) { parties(first: 10) { edges { node {
@@ -389,11 +383,11 @@ def test_sibling_connections_are_batched_too(insurance: Any) -> None:
     for edge in result["data"]["claim"]["parties"]["edges"]:
         assert edge["node"]["claims"]["edges"] == [{"node": {"claimIdentifier": 4242}}]
     # ten parties' lists: their lengths and pages in one read; the claim's identifier read once (cached)
-    assert store.calls["list_window_many", "party_claims"] == 1
-    assert store.calls["list_count_many", "party_claims"] == 0
-    assert store.calls["list_page_many", "party_claims"] == 0
-    assert store.calls["get_many", "claim_identifier"] == 1
-    store.calls.clear()
+    assert counts.calls["list_window_many", "party_claims"] == 1
+    assert counts.calls["list_count_many", "party_claims"] == 0
+    assert counts.calls["list_page_many", "party_claims"] == 0
+    assert counts.calls["get_many", "claim_identifier"] == 1
+    counts.calls.clear()
     result = api.execute(
         """query($id: ID!) { claim(id: $id) { parties(first: 10) { edges { node {
              claims(last: 1) { edges { node { claimTypeCode } } } } } } } }""",
@@ -404,12 +398,13 @@ def test_sibling_connections_are_batched_too(insurance: Any) -> None:
         for e in result["data"]["claim"]["parties"]["edges"]
     )
     # `last` needs the lengths before the pages: still one read of each for the ten lists
-    assert store.calls["list_count_many", "party_claims"] == 1
-    assert store.calls["list_page_many", "party_claims"] == 1
+    assert counts.calls["list_count_many", "party_claims"] == 1
+    assert counts.calls["list_page_many", "party_claims"] == 1
 
 
 def test_references_are_followed_level_by_level(insurance: Any) -> None:
-    store = CountingStore(insurance.root)
+    counts = Counting()
+    store = ShardStore(insurance.root, hook=counts)
     result = GraphQLAPI(store).execute(
         """query($id: ID!) { claim(id: $id) { transactions(first: 3) { edges { node { amount
              claim { claimTypeCode parties(last: 2) { edges { node { partyIdentifier } } } } } } } } }""",
@@ -423,12 +418,12 @@ def test_references_are_followed_level_by_level(insurance: Any) -> None:
         assert [p["node"]["partyIdentifier"] for p in parties] == [108, 109]
     # three transactions point back at one claim: read once; its last two parties: the length is
     # read first (the claim's parties were counted in the first level already), then the page
-    assert store.calls["get_many", "transaction_claim"] == 1
-    assert store.calls["get_many", "claim_type_code"] == 1
-    assert store.calls["list_count_many", "claim_parties"] == 1
-    assert store.calls["list_page_many", "claim_parties"] == 1
-    assert store.page_rows == [3, 2]
-    assert store.calls["get_many", "party_identifier"] == 1
+    assert counts.calls["get_many", "transaction_claim"] == 1
+    assert counts.calls["get_many", "claim_type_code"] == 1
+    assert counts.calls["list_count_many", "claim_parties"] == 1
+    assert counts.calls["list_page_many", "claim_parties"] == 1
+    assert counts.page_rows == [3, 2]
+    assert counts.calls["get_many", "party_identifier"] == 1
 
 
 def test_lookahead_follows_directives_aliases_and_fragments(api: GraphQLAPI, insurance: Any) -> None:
@@ -594,41 +589,27 @@ def test_compiled_execution_is_used_for_the_benchmark_shape(insurance: Any) -> N
 # -- parallel reads ------------------------------------------------------------------------------
 
 
-class ReadSpy(ShardStore):
-    """A real store that records every batched read as ``(shard, thread, start, end)``. The first
+class ReadSpy:
+    """A store hook that records every batched read as ``(shard, thread, start, end)``. The first
     read of a shard named in ``meet`` waits at that barrier, so reads meant to run at once must
     meet there (made one after another, the first would wait in vain and fail the request)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.reads: list[tuple[str, int, float, float]] = []
         self.meet: dict[str, threading.Barrier] = {}
 
-    def _spied(self, shard: str, read: Callable[[], Any]) -> Any:
+    @contextlib.contextmanager
+    def observe(self, op: StoreOp) -> Iterator[None]:
+        if op.name not in BATCHED_READS:
+            yield
+            return
+        assert op.shard is not None
         start = time.perf_counter()
-        barrier = self.meet.pop(shard, None)
+        barrier = self.meet.pop(op.shard, None)
         if barrier is not None:
             barrier.wait(timeout=20)
-        try:
-            return read()
-        finally:
-            self.reads.append((shard, threading.get_ident(), start, time.perf_counter()))
-
-    def get_many(self, shard: str, uids: Any) -> dict[int, Any]:
-        return self._spied(shard, lambda: super(ReadSpy, self).get_many(shard, uids))
-
-    def list_count_many(self, shard: str, uids: Any) -> dict[int, int]:
-        return self._spied(shard, lambda: super(ReadSpy, self).list_count_many(shard, uids))
-
-    def list_page_many(
-        self, shard: str, uids: Any, offset: int = 0, limit: int = 100
-    ) -> dict[int, list[int]]:
-        return self._spied(shard, lambda: super(ReadSpy, self).list_page_many(shard, uids, offset, limit))
-
-    def list_window_many(
-        self, shard: str, uids: Any, offset: int = 0, limit: int = 100
-    ) -> tuple[dict[int, int], dict[int, list[int]]]:
-        return self._spied(shard, lambda: super(ReadSpy, self).list_window_many(shard, uids, offset, limit))
+        yield
+        self.reads.append((op.shard, threading.get_ident(), start, time.perf_counter()))
 
 
 #: The shards of each level of CLAIM_WITH_PARTIES: the claim's fields and its parties' list, then
@@ -639,10 +620,10 @@ LEVELS = (
 )
 
 
-def meet_per_level(store: ReadSpy) -> None:
+def meet_per_level(spy: ReadSpy) -> None:
     for shards in LEVELS:
         barrier = threading.Barrier(len(shards))
-        store.meet.update(dict.fromkeys(shards, barrier))
+        spy.meet.update(dict.fromkeys(shards, barrier))
 
 
 def test_parallel_reads_default_follows_the_file_system(insurance: Any) -> None:
@@ -656,19 +637,20 @@ def test_parallel_reads_default_follows_the_file_system(insurance: Any) -> None:
 
 
 def test_parallel_reads_read_each_level_at_once(insurance: Any) -> None:
-    store = ReadSpy(insurance.root)
+    spy = ReadSpy()
+    store = ShardStore(insurance.root, hook=spy)
     api = GraphQLAPI(store, parallel_reads=True)
     expected = GraphQLAPI(insurance.store, parallel_reads=False).execute(
         CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]}
     )
     threads = []
     for _ in range(2):
-        meet_per_level(store)
-        store.reads.clear()
+        meet_per_level(spy)
+        spy.reads.clear()
         result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
         assert result == expected and "errors" not in result
-        assert not store.meet  # every shard of both levels met its level's others
-        by_shard = {shard: thread for shard, thread, _, _ in store.reads}
+        assert not spy.meet  # every shard of both levels met its level's others
+        by_shard = {shard: thread for shard, thread, _, _ in spy.reads}
         assert sorted(by_shard) == sorted(s for level in LEVELS for s in level)
         for level in LEVELS:
             assert len({by_shard[s] for s in level}) == len(level)  # a thread per shard
@@ -682,17 +664,18 @@ def test_parallel_reads_read_each_level_at_once(insurance: Any) -> None:
 def test_parallel_reads_overlap_under_the_efs_model(insurance: Any) -> None:
     variables = {"id": insurance.ids[insurance.claim]}
     with EFSModel(f"efs-test-parallel-{uuid.uuid4().hex[:8]}", profile="elastic", sleep=True) as model:
-        store = ReadSpy(insurance.root, vfs=model.name)
+        spy = ReadSpy()
+        store = ShardStore(insurance.root, vfs=model.name, hook=spy)
         plain = ShardStore(insurance.root, vfs=model.name)
         parallel, sequential = GraphQLAPI(store), GraphQLAPI(plain, parallel_reads=False)
         assert parallel.parallel_reads
         expected = sequential.execute(CLAIM_WITH_PARTIES, variables)
-        meet_per_level(store)
+        meet_per_level(spy)
         assert parallel.execute(CLAIM_WITH_PARTIES, variables) == expected  # warm: connections open
         with model.accounting() as one_by_one:
             assert sequential.execute(CLAIM_WITH_PARTIES, variables) == expected
-        meet_per_level(store)
-        store.reads.clear()
+        meet_per_level(spy)
+        spy.reads.clear()
         with model.accounting() as at_once:
             assert parallel.execute(CLAIM_WITH_PARTIES, variables) == expected
         # the same file-system operations (one lock cycle per shard per level, no open) ...
@@ -700,8 +683,8 @@ def test_parallel_reads_overlap_under_the_efs_model(insurance: Any) -> None:
         assert at_once.counts["open"] == 0 and at_once.counts["lock"] == sum(map(len, LEVELS))
         # ... made on a thread per shard, the reads of a level overlapping
         for level in LEVELS:
-            starts = [min(r[2] for r in store.reads if r[0] == shard) for shard in level]
-            ends = [max(r[3] for r in store.reads if r[0] == shard) for shard in level]
+            starts = [min(r[2] for r in spy.reads if r[0] == shard) for shard in level]
+            ends = [max(r[3] for r in spy.reads if r[0] == shard) for shard in level]
             assert max(starts) < min(ends)
         parallel.close()
         store.close()
@@ -793,7 +776,8 @@ def test_lock_ahead_answers_as_reading_level_by_level(insurance: Any) -> None:
 def test_each_shard_is_locked_once_per_request_even_when_read_at_two_levels(insurance: Any) -> None:
     variables = {"id": insurance.ids[insurance.parties[0]]}
     with EFSModel(f"efs-test-ahead-{uuid.uuid4().hex[:8]}", profile="elastic") as model:
-        store = ReadSpy(insurance.root, vfs=model.name)
+        spy = ReadSpy()
+        store = ShardStore(insurance.root, vfs=model.name, hook=spy)
         plain = ShardStore(insurance.root, vfs=model.name)
         ahead, level_by_level = GraphQLAPI(store), GraphQLAPI(plain, parallel_reads=False)
         expected = level_by_level.execute(PARTY_CLAIMS_PARTIES, variables)
@@ -807,9 +791,9 @@ def test_each_shard_is_locked_once_per_request_even_when_read_at_two_levels(insu
         assert locks == {f"{s}.sqlite": 1 for s in shards}
         assert per_level.by_file["party_identifier.sqlite"]["lock"] == 2  # the party, then its peers
         # a query of one level reads without locking ahead (it would save nothing): on this thread
-        store.reads.clear()
+        spy.reads.clear()
         ahead.execute("query($id: ID!) { party(id: $id) { partyIdentifier } }", variables)
-        assert [(shard, thread) for shard, thread, _, _ in store.reads] == [
+        assert [(shard, thread) for shard, thread, _, _ in spy.reads] == [
             ("party_identifier", threading.get_ident())
         ]
         ahead.close()
@@ -840,29 +824,28 @@ def group_writer(store: ShardStore, main: str, other: str) -> subprocess.Popen[s
     )
 
 
-class Gated(ShardStore):
-    """A real store that tells when a read of ``shard`` begins (``entered``), and can hold back
+class Gated:
+    """A store hook that tells when a read of ``shard`` begins (``entered``), and can hold back
     the lock-ahead of ``shard`` until ``go`` is set (``held_back``), recording each lock-ahead's
     answer in ``began``."""
 
-    def __init__(self, *args: Any, shard: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, shard: str) -> None:
         self.shard = shard
         self.entered, self.waiting, self.go = threading.Event(), threading.Event(), threading.Event()
         self.hold_back = False
         self.began: dict[str, bool] = {}
 
-    def get_many(self, shard: str, uids: Any) -> dict[int, Any]:
-        if shard == self.shard:
+    @contextlib.contextmanager
+    def observe(self, op: StoreOp) -> Iterator[None]:
+        if op.name == "get_many" and op.shard == self.shard:
             self.entered.set()
-        return super().get_many(shard, uids)
-
-    def begin_read(self, shard: str, *, wait: bool = True) -> bool:
-        if self.hold_back and shard == self.shard:
+        if op.name == "begin_read" and self.hold_back and op.shard == self.shard:
             self.waiting.set()
             assert self.go.wait(timeout=60)
-        held = self.began[shard] = super().begin_read(shard, wait=wait)
-        return held
+        yield
+        if op.name == "begin_read" and op.error is None:
+            assert op.shard is not None
+            self.began[op.shard] = op.result
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -877,16 +860,17 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
 def test_a_busy_shard_makes_the_request_wait_holding_no_other(insurance: Any) -> None:
     variables = {"id": insurance.ids[insurance.claim]}
     expected = GraphQLAPI(insurance.store).execute(CLAIM_WITH_PARTIES, variables)
-    store = Gated(insurance.root, busy_timeout_ms=60_000, shard="claim_type_code")
+    gate = Gated("claim_type_code")
+    store = ShardStore(insurance.root, busy_timeout_ms=60_000, hook=gate)
     api = GraphQLAPI(store, parallel_reads=True)
     assert api.execute(CLAIM_WITH_PARTIES, variables) == expected  # warm
-    store.entered.clear()
+    gate.entered.clear()
     with wk.ExclusiveLock(store.path("claim_type_code")) as lock, ThreadPoolExecutor(1) as pool:
         request = pool.submit(api.execute, CLAIM_WITH_PARTIES, variables)
         # The lock-ahead found claim_type_code busy, let go of the rest, and now the request
         # waits for it level by level, which it cannot get before the locker lets go ...
-        assert store.entered.wait(timeout=60)
-        assert store.began["claim_type_code"] is False
+        assert gate.entered.wait(timeout=60)
+        assert gate.began["claim_type_code"] is False
         # ... holding no other shard meanwhile: a grouped writer in another process commits to a
         # shard of each level (one the lock-ahead would have held) without waiting for it.
         writer = group_writer(store, "claim_identifier", "party_identifier")
@@ -896,7 +880,7 @@ def test_a_busy_shard_makes_the_request_wait_holding_no_other(insurance: Any) ->
         lock.release()
         assert request.result(timeout=120) == expected
     assert api.execute(CLAIM_WITH_PARTIES, variables) == expected
-    assert store.began["claim_type_code"] is True  # locked ahead again
+    assert gate.began["claim_type_code"] is True  # locked ahead again
     api.close()
     store.close()
 
@@ -904,10 +888,11 @@ def test_a_busy_shard_makes_the_request_wait_holding_no_other(insurance: Any) ->
 def test_a_grouped_writer_waiting_for_a_held_shard_never_deadlocks_a_request(insurance: Any) -> None:
     variables = {"id": insurance.ids[insurance.claim]}
     expected = GraphQLAPI(insurance.store).execute(CLAIM_WITH_PARTIES, variables)
-    store = Gated(insurance.root, busy_timeout_ms=60_000, shard="claim_identifier")
+    gate = Gated("claim_identifier")
+    store = ShardStore(insurance.root, busy_timeout_ms=60_000, hook=gate)
     api = GraphQLAPI(store, parallel_reads=True)
     assert api.execute(CLAIM_WITH_PARTIES, variables) == expected  # warm
-    store.hold_back = True
+    gate.hold_back = True
     probe = apsw.Connection(str(store.path("claim_identifier")))  # busy timeout 0
 
     def writer_commits() -> bool:
@@ -920,14 +905,14 @@ def test_a_grouped_writer_waiting_for_a_held_shard_never_deadlocks_a_request(ins
     with ThreadPoolExecutor(1) as pool:
         request = pool.submit(api.execute, CLAIM_WITH_PARTIES, variables)
         # The request holds claim_type_code (and the others) and has yet to lock claim_identifier ...
-        assert store.waiting.wait(timeout=60)
-        wait_for(lambda: store.began.get("claim_type_code") is True, "claim_type_code locked ahead")
+        assert gate.waiting.wait(timeout=60)
+        wait_for(lambda: gate.began.get("claim_type_code") is True, "claim_type_code locked ahead")
         # ... when a grouped writer of both starts its commit: EXCLUSIVE on claim_identifier (its main
         # database, first), then it waits for the request's lock on claim_type_code.
         writer = group_writer(store, "claim_identifier", "claim_type_code")
         try:
             wait_for(writer_commits, "the writer holds claim_identifier")
-            store.go.set()
+            gate.go.set()
             # Waiting for claim_identifier now would wait for the writer, which waits for this request:
             # the lock-ahead does not wait, lets go of everything, and both go through.
             out, err = writer.communicate(timeout=120)
@@ -936,7 +921,7 @@ def test_a_grouped_writer_waiting_for_a_held_shard_never_deadlocks_a_request(ins
         finally:
             writer.kill()
             writer.wait()
-    assert store.began["claim_identifier"] is False
+    assert gate.began["claim_identifier"] is False
     probe.close()
     api.close()
     store.close()
@@ -1134,11 +1119,16 @@ def test_mutations_can_be_refused(api: GraphQLAPI) -> None:
 def test_unexpected_errors_are_masked_and_logged(
     insurance: Any, caplog: pytest.LogCaptureFixture, parallel_reads: bool
 ) -> None:
-    class BrokenStore(ShardStore):
-        def get_many(self, shard: str, uids: Any) -> dict[int, Any]:
-            raise RuntimeError(f"disk on fire at {self.root}/secret")
+    class Broken:
+        """A store hook that fails every get_many, as a broken disk would."""
 
-    api = GraphQLAPI(BrokenStore(insurance.root), parallel_reads=parallel_reads)
+        @contextlib.contextmanager
+        def observe(self, op: StoreOp) -> Iterator[None]:
+            if op.name == "get_many":
+                raise RuntimeError(f"disk on fire at {insurance.root}/secret")
+            yield
+
+    api = GraphQLAPI(ShardStore(insurance.root, hook=Broken()), parallel_reads=parallel_reads)
     with caplog.at_level(logging.ERROR, logger="efs_sqlite.graphql"):
         result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
     assert result["data"] == {"claim": None}
@@ -1179,7 +1169,8 @@ CREATE_TX = """mutation($input: TransactionInput!) { createTransaction(input: $i
 
 
 def test_create_writes_every_field_in_one_grouped_write(insurance: Any) -> None:
-    store = CountingStore(insurance.root)
+    counts = Counting()
+    store = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(store)
     result = api.execute(
         CREATE_TX,
@@ -1204,7 +1195,7 @@ def test_create_writes_every_field_in_one_grouped_write(insurance: Any) -> None:
         "serviceTypeCode": "TOW",
         "claim": {"claimIdentifier": 4242},
     }
-    assert store.writes == 1
+    assert counts.writes == 1
     stored = insurance.graph.get_node(tx["id"])
     assert stored is not None and stored["type"] == "Transaction" and stored["claim"] == insurance.claim
     assert stored["timestamp"] == datetime(2024, 6, 1, 8, tzinfo=UTC)
@@ -1329,21 +1320,22 @@ def test_a_busy_shard_is_waited_for_once_and_reported_where_it_was_read(
 ) -> None:
     # The compiled execution gives up on the busy shard and graphql-core runs the query again:
     # the failed read is reported at its field, not made (and waited for) a second time.
-    store = CountingStore(insurance.root, busy_timeout_ms=50)
+    counts = Counting()
+    store = ShardStore(insurance.root, busy_timeout_ms=50, hook=counts)
     api = GraphQLAPI(store, parallel_reads=parallel_reads)
     variables = {"id": insurance.ids[insurance.claim]}
     expected = GraphQLAPI(insurance.store).execute(CLAIM_WITH_PARTIES, variables)
     assert api.execute(CLAIM_WITH_PARTIES, variables) == expected
     with wk.ExclusiveLock(store.path("party_timestamp")) as lock:
-        store.calls.clear()
+        counts.calls.clear()
         result = api.execute(CLAIM_WITH_PARTIES, variables)
         lock.release()
     assert result["data"] == {"claim": None}
     [error] = result["errors"]
     assert error["path"] == ["claim"] and "party_timestamp" in error["message"], error
     assert "stayed locked" in error["message"]
-    assert store.calls["get_many", "party_timestamp"] <= 1  # read once (or never: locked ahead)
-    assert store.calls["get_many", "claim_identifier"] == 1  # the level before: not read again
+    assert counts.calls["get_many", "party_timestamp"] <= 1  # read once (or never: locked ahead)
+    assert counts.calls["get_many", "claim_identifier"] == 1  # the level before: not read again
     assert api.cache_info()["fallbacks"] == 1
     assert api.execute(CLAIM_WITH_PARTIES, variables) == expected  # and then it answers again
     api.close()

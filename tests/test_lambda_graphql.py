@@ -254,11 +254,11 @@ def test_mutation_then_query(lam: ModuleType, insurance: Any) -> None:
 def test_warm_invocations_reuse_the_init_state(lam: ModuleType, insurance: Any) -> None:
     api = lam.app.state.api
     invoke(lam, function_url_event("POST", post_body(insurance)))
-    connections, info = len(lam.store._all), api.cache_info()
+    connections, info = lam.store.open_connections, api.cache_info()
     for _ in range(3):
         assert invoke(lam, function_url_event("POST", post_body(insurance))) == (200, {"data": EXPECTED})
     assert lam.app.state.api is api
-    assert len(lam.store._all) == connections  # no file is reopened
+    assert lam.store.open_connections == connections  # no file is reopened
     after = api.cache_info()
     assert (after["hits"] - info["hits"], after["parsed"] - info["parsed"]) == (3, 0)
 

@@ -20,11 +20,14 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from efs_sqlite.errors import ValidationError
 from efs_sqlite.uid import (
     LENGTH,
     MAX_UID,
     SEQ_BITS,
     Generator,
+    are_ids,
+    check_id,
     decode,
     encode,
     from_mediagone,
@@ -179,6 +182,39 @@ def test_functions_taking_a_uid_reject_bad_ones(
 ) -> None:
     with pytest.raises(error, match=message):
         fn(value)  # type: ignore[arg-type]
+
+
+# --- node ids ------------------------------------------------------------------------------
+
+
+class Ref(int):
+    """An int subclass, as the store's reference values are."""
+
+
+@pytest.mark.parametrize("value", [1, 2**40, MAX_UID, Ref(7)])
+def test_check_id_returns_a_node_id_itself(value: int) -> None:
+    assert check_id(value) is value
+
+
+@pytest.mark.parametrize("value", [0, -1, MAX_UID + 1, True, False, 1.0, "1", None])
+def test_check_id_refuses_what_names_no_node(value: object) -> None:
+    with pytest.raises(ValidationError, match=rf"^owner: {value!r} is not a node id$") as raised:
+        check_id(value, "owner")
+    assert isinstance(raised.value, ValueError)
+
+
+@given(st.lists(st.one_of(st.integers(min_value=-2, max_value=MAX_UID + 2), st.booleans(), st.none())))
+@example([0])
+@example([MAX_UID, MAX_UID + 1])
+def test_are_ids_agrees_with_check_id(values: list[object]) -> None:
+    def taken(value: object) -> bool:
+        try:
+            check_id(value)
+        except ValidationError:
+            return False
+        return True
+
+    assert are_ids(values) == all(map(taken, values))
 
 
 # --- timestamps -----------------------------------------------------------------------------
