@@ -48,6 +48,7 @@ from efs_sqlite.experiments.measure import (
 from efs_sqlite.experiments.tables import Row
 from efs_sqlite.graph import Graph
 from efs_sqlite.graphql import GraphQLAPI
+from efs_sqlite.hooks import StoreOp
 from efs_sqlite.model import TYPE_SHARD
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import encode
@@ -118,94 +119,87 @@ class _Read:
         return typed or bool(self.shards & earlier.shards) or bool(self.keys & earlier.found)
 
 
-class _TracedStore(ShardStore):
-    """A store that also accounts each read separately (``trace_reads``, on whichever thread
-    makes it) and counts the values and lists read (``trace_items``: the DynamoDB items of the
-    same request). Its own names all start with ``trace``/``_trac`` so that they cannot shadow
-    the store's."""
+#: The reads a :class:`_Tracer` traces: the GraphQL layer's batched reads and lock-ahead.
+_TRACED = frozenset(
+    {"get_many", "list_count_many", "list_page_many", "list_window_many", "read", "begin_read", "end_reads"}
+)
+#: The reads whose ids are DynamoDB items read (a value, or a list's count item).
+_ITEM_READS = frozenset({"get_many", "list_count_many", "list_window_many"})
+#: The reads of no data: a lock-ahead's BEGIN and its final COMMIT.
+_NO_DATA = frozenset({"begin_read", "end_reads"})
 
-    def __init__(self, root: str | Path, *, model: EFSModel, **kwargs: Any) -> None:
-        super().__init__(root, **kwargs)
-        self.trace_model = model
-        self.trace_items = 0
-        self.trace_reads: list[_Read] = []
+
+def _pages(op: StoreOp) -> Iterable[list[int]]:
+    """The list pages a successful ``list_page_many``/``list_window_many`` returned."""
+    if op.error is not None:
+        return ()
+    if op.name == "list_page_many":
+        return op.result.values()
+    if op.name == "list_window_many":
+        return op.result[1].values()
+    return ()
+
+
+def _found(op: StoreOp) -> Iterator[int]:
+    """The node ids in a read's result: reference values, list entries."""
+    if op.name == "get_many" and op.error is None:
+        yield from (v for v in op.result.values() if isinstance(v, int) and not isinstance(v, bool))
+    for page in _pages(op):
+        yield from page
+
+
+class _Tracer:
+    """A store hook that accounts each read separately (``reads``, on whichever thread makes it)
+    and counts the values and lists read (``items``: the DynamoDB items of the same request).
+
+    A read inside another (a ``get_many`` inside a ``read()`` block) is part of the outer one.
+    """
+
+    def __init__(self, model: EFSModel) -> None:
+        self.model = model
+        self.items = 0
+        self.reads: list[_Read] = []
         self._tracing = threading.local()  # .read: the read this thread is inside, if any
-        self._trace_lock = threading.Lock()
-        self._trace_clock = 0
+        self._lock = threading.Lock()
+        self._clock = 0
 
-    def _trace_tick(self) -> int:
-        with self._trace_lock:
-            self._trace_clock += 1
-            return self._trace_clock
+    def reset(self) -> None:
+        with self._lock:
+            self.items, self.reads = 0, []
 
-    def _trace_count(self, items: int) -> None:
-        with self._trace_lock:
-            self.trace_items += items
+    def _tick(self) -> int:
+        with self._lock:
+            self._clock += 1
+            return self._clock
 
     @contextlib.contextmanager
-    def _traced(self, shards: Iterable[str], keys: Sequence[int], data: bool = True) -> Iterator[_Read]:
+    def observe(self, op: StoreOp) -> Iterator[None]:
+        if op.name not in _TRACED:
+            yield
+            return
+        if op.name in _ITEM_READS:
+            with self._lock:
+                self.items += len(op.keys)
         read: _Read | None = getattr(self._tracing, "read", None)
         if read is not None:  # inside a read already: it is part of that one
-            read.shards.update(shards)
-            read.keys.update(keys)
-            yield read
+            read.shards.update(op.shards)
+            read.keys.update(op.keys)
+            yield
+            read.found.update(_found(op))
             return
-        read = self._tracing.read = _Read(set(shards), set(keys), data=data, start=self._trace_tick())
+        read = self._tracing.read = _Read(
+            set(op.shards), set(op.keys), data=op.name not in _NO_DATA, start=self._tick()
+        )
         try:
-            with self.trace_model.accounting(current_thread=True) as ops:
-                yield read
+            with self.model.accounting(current_thread=True) as ops:
+                yield
         finally:
             self._tracing.read = None
-            read.end = self._trace_tick()
+            read.end = self._tick()
+        read.found.update(_found(op))
         read.ops = ops
-        with self._trace_lock:
-            self.trace_reads.append(read)
-
-    def get_many(self, shard: str, uids: Iterable[int]) -> dict[int, Any]:
-        ids = list(uids)
-        self._trace_count(len(ids))
-        with self._traced([shard], ids) as read:
-            values = super().get_many(shard, ids)
-            read.found.update(v for v in values.values() if isinstance(v, int) and not isinstance(v, bool))
-        return values
-
-    def list_count_many(self, shard: str, uids: Iterable[int]) -> dict[int, int]:
-        ids = list(uids)
-        self._trace_count(len(ids))
-        with self._traced([shard], ids):
-            return super().list_count_many(shard, ids)
-
-    def list_page_many(
-        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
-    ) -> dict[int, list[int]]:
-        ids = list(uids)
-        with self._traced([shard], ids) as read:
-            pages = super().list_page_many(shard, ids, offset, limit)
-            read.found.update(uid for page in pages.values() for uid in page)
-        return pages
-
-    def list_window_many(
-        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
-    ) -> tuple[dict[int, int], dict[int, list[int]]]:
-        ids = list(uids)
-        self._trace_count(len(ids))
-        with self._traced([shard], ids) as read:
-            counts, pages = super().list_window_many(shard, ids, offset, limit)
-            read.found.update(uid for page in pages.values() for uid in page)
-        return counts, pages
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[None]:
-        with self._traced((), ()), super().read():
-            yield
-
-    def begin_read(self, shard: str, *, wait: bool = True) -> bool:
-        with self._traced([shard], (), data=False):
-            return super().begin_read(shard, wait=wait)
-
-    def end_reads(self) -> None:
-        with self._traced(self._state().reading or (), (), data=False):
-            super().end_reads()
+        with self._lock:
+            self.reads.append(read)
 
 
 def _critical_path(total: Ops, reads: Sequence[_Read], profile: str) -> tuple[float, int]:
@@ -270,14 +264,14 @@ def graphql_request_ops(
     """
     check_choices(journal_modes, profiles, repeats)
     apis: weakref.WeakKeyDictionary[ShardStore, GraphQLAPI] = weakref.WeakKeyDictionary()
+    tracers: weakref.WeakKeyDictionary[ShardStore, _Tracer] = weakref.WeakKeyDictionary()
 
     def run(store: ShardStore, state: Mapping[str, Any] | None, i: int) -> None:
-        assert isinstance(store, _TracedStore)
         api = apis.get(store)
         if api is None:
             # The path EFS takes: a lock-ahead, then each level's shards at once on their threads.
             api = apis[store] = GraphQLAPI(store, parallel_reads=True)
-        store.trace_items, store.trace_reads = 0, []
+        tracers[store].reset()
         given = variables if variables is not None else state
         response = api.execute(query, dict(given) if given is not None else None)
         if "errors" in response:
@@ -285,10 +279,12 @@ def graphql_request_ops(
 
     def case(base: Path, model: EFSModel, journal_mode: str, is_cold: bool) -> list[Row]:
         folder = base / f"{name}-{journal_mode}-{'cold' if is_cold else 'warm'}"
-        stores: list[_TracedStore] = []
+        stores: list[ShardStore] = []
 
         def open_store() -> ShardStore:
-            stores.append(_TracedStore(folder, model=model, journal_mode=journal_mode, vfs=model.name))
+            tracer = _Tracer(model)
+            stores.append(ShardStore(folder, journal_mode=journal_mode, vfs=model.name, hook=tracer))
+            tracers[stores[-1]] = tracer
             return stores[-1]
 
         workload = Workload(name, "a GraphQL request", data, run, cold=is_cold)
@@ -307,12 +303,12 @@ def graphql_request_ops(
                 api = apis.pop(store, None)
                 if api is not None:
                     api.close()
-        last = stores[-1]  # its reads are those of the last measured run (all runs are alike)
-        parallel = {p: _critical_path(ops, last.trace_reads, p)[0] for p in profiles}
-        rounds = _critical_path(ops, last.trace_reads, "local")[1]
+        last = tracers[stores[-1]]  # its reads are those of the last measured run (all runs are alike)
+        parallel = {p: _critical_path(ops, last.reads, p)[0] for p in profiles}
+        rounds = _critical_path(ops, last.reads, "local")[1]
         equivalent = dynamodb or {
-            "items_read": last.trace_items,
-            "dynamodb_calls": max(rounds, math.ceil(last.trace_items / DYNAMODB.batch_get_max)),
+            "items_read": last.items,
+            "dynamodb_calls": max(rounds, math.ceil(last.items / DYNAMODB.batch_get_max)),
         }
         return case_rows(
             ops,
@@ -374,48 +370,24 @@ DESIGNS = ("efs_elastic", "efs_bursting", "efs_provisioned", "efs_one_zone", "dy
 _ENTRY_BYTES = 50  # one list entry as a DynamoDB item: key, position, target id
 
 
-class _ItemCounter(ShardStore):
-    """A store that also counts the items the DynamoDB design would read and write instead.
+class _ItemCounter:
+    """A store hook that counts the items the DynamoDB design would read and write instead.
 
     That design keeps one item per field value and one per list entry, plus a counter item per
     list. A page of list entries is counted in 4 KB read units, as a Query is billed.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.items_read = self.items_written = 0
 
-    def get_many(self, shard: str, uids: Iterable[int]) -> dict[int, Any]:
-        ids = list(uids)
-        self.items_read += len(ids)
-        return super().get_many(shard, ids)
-
-    def list_count_many(self, shard: str, uids: Iterable[int]) -> dict[int, int]:
-        ids = list(uids)
-        self.items_read += len(ids)
-        return super().list_count_many(shard, ids)
-
-    def list_page_many(
-        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
-    ) -> dict[int, list[int]]:
-        pages = super().list_page_many(shard, uids, offset, limit)
-        self.items_read += sum(math.ceil(len(p) * _ENTRY_BYTES / 4096) for p in pages.values())
-        return pages
-
-    def list_window_many(
-        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
-    ) -> tuple[dict[int, int], dict[int, list[int]]]:
-        ids = list(uids)
-        self.items_read += len(ids)
-        counts, pages = super().list_window_many(shard, ids, offset, limit)
-        self.items_read += sum(math.ceil(len(p) * _ENTRY_BYTES / 4096) for p in pages.values())
-        return counts, pages
-
     @contextlib.contextmanager
-    def write(self) -> Iterator[Any]:
-        with super().write() as batch:
-            yield batch
-            self.items_written += len(batch.ops)
+    def observe(self, op: StoreOp) -> Iterator[None]:
+        if op.name in _ITEM_READS:
+            self.items_read += len(op.keys)
+        yield
+        self.items_read += sum(math.ceil(len(p) * _ENTRY_BYTES / 4096) for p in _pages(op))
+        if op.name == "write" and op.error is None:
+            self.items_written += len(op.result.ops)
 
 
 def _mix_targets(store: ShardStore, rng: random.Random, count: int) -> dict[str, list[int]]:
@@ -524,11 +496,12 @@ def query_mix(
     with ShardStore(root, journal_mode=journal_mode, synchronous="off", create=False) as store:
         compute = timed(store)
     rows = []
+    counted = _ItemCounter()
     with (
         EFSModel(f"query-mix-{uuid.uuid4().hex[:12]}") as model,
-        _ItemCounter(root, journal_mode=journal_mode, vfs=model.name, create=False) as counted,
+        ShardStore(root, journal_mode=journal_mode, vfs=model.name, create=False, hook=counted) as store,
     ):
-        api = GraphQLAPI(counted, parallel_reads=False)  # one thread: _ItemCounter counts unlocked
+        api = GraphQLAPI(store, parallel_reads=False)  # one thread: _ItemCounter counts unlocked
         for kind, variables in warmup.items():
             run(api, kind, variables)
         for i, (kind, variables) in enumerate(plan):
