@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -448,21 +447,9 @@ def import_handler(function: str, mount: Path, monkeypatch: pytest.MonkeyPatch) 
 def lambda_event(case: Hostile) -> dict[str, Any]:
     """The Function URL event (payload 2.0) Lambda builds for ``case``; a body that is not UTF-8
     arrives base64-encoded, as Lambda sends it."""
-    try:
-        body, encoded = case.body.decode(), False
-    except UnicodeDecodeError:
-        body, encoded = base64.b64encode(case.body).decode(), True
-    event = function_url_event(
-        body,
-        method=case.method,
-        path=case.path,
-        headers=case.headers,
-        query_string=urlencode(case.params),
+    return function_url_event(
+        case.body or None, method=case.method, path=case.path, headers=case.headers, query=case.params
     )
-    event["isBase64Encoded"] = encoded
-    if not case.body:
-        event.pop("body")  # Lambda leaves the key out when there is no body
-    return event
 
 
 class Context:
