@@ -12,7 +12,6 @@ import copy
 import dataclasses
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import os
@@ -34,6 +33,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from efs_sqlite import aws, uid
+from efs_sqlite.aws.fakes import import_handler
 from efs_sqlite.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -754,15 +754,9 @@ def test_load_does_not_take_motos_canned_invoke_answer_for_a_load(
     aws.teardown("loadmoto", session=session)
 
 
-def test_load_through_the_real_loader_handler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_through_the_real_loader_handler(tmp_path: Path) -> None:
     """load() against the loader's own handler, invoked in-process (moto cannot run it)."""
-    monkeypatch.setenv("MOUNT_PATH", str(tmp_path))
-    # A fresh module: the handler opens the store at $MOUNT_PATH when it is imported.
-    spec = importlib.util.spec_from_file_location(
-        "loader_handler_under_test", ROOT / "lambdas/loader/handler.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_handler("loader", tmp_path)
 
     class InProcessLambda:
         def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
