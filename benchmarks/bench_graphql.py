@@ -1,7 +1,7 @@
 """GraphQL request latency through the Lambda handler, against a seed-style path in the same run.
 
 The request is "a claim with 5 fields, and its 10 parties with 3 fields each", sent as a warm
-Lambda Function URL invocation to ``lambdas/graphql/handler.py`` in process, on a store on local
+Lambda Function URL invocation to ``efs_sqlite/lambdas/graphql/handler.py`` in process, on a store on local
 disk. The baseline rebuilds, here and only here, the earlier system's read path on the same shard
 files and the same Starlette + Mangum stack: two new SQLite connections per field read with
 ``CREATE TABLE IF NOT EXISTS`` and a commit, the document parsed and validated on every request,

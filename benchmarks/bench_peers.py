@@ -59,7 +59,7 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, subprocess.Com
 
 
 def bench_cold_start(processes: int = 15, root: Path | None = None) -> dict[str, Any]:
-    """Spawn-to-exit wall time of a fresh ``python -c`` that imports ``lambdas/graphql/handler.py``
+    """Spawn-to-exit wall time of a fresh ``python -c`` that imports ``efs_sqlite/lambdas/graphql/handler.py``
     (``MOUNT_PATH`` on a store holding the benchmark graph) and answers the benchmark request as a
     Function URL event, against ``python -c "pass"`` taking turns with it; in ms, over
     ``processes`` runs each after one unmeasured run (bytecode and OS file cache warm, as on a

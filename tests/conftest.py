@@ -25,7 +25,7 @@ def moto_endpoint() -> Iterator[str]:
 # -- end AWS -----------------------------------------------------------------------------------
 
 
-# -- GraphQL: a small insurance graph (efs_sqlite.graphql, efs_sqlite.app, lambdas/graphql) -----
+# -- GraphQL: a small insurance graph (efs_sqlite.graphql, efs_sqlite.app, the graphql Lambda) ---
 
 
 @pytest.fixture(scope="session")

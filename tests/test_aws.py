@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import threading
 import zipfile
@@ -83,8 +84,8 @@ def make_project(root: Path, handlers: dict[str, str], dependencies: list[str]) 
     (root / "efs_sqlite" / "__init__.py").write_text("VERSION = 'tiny'\n")
     (root / "efs_sqlite" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"stale")
     for function, source in handlers.items():
-        (root / "lambdas" / function).mkdir(parents=True)
-        (root / "lambdas" / function / "handler.py").write_text(source)
+        (root / "efs_sqlite" / "lambdas" / function).mkdir(parents=True)
+        (root / "efs_sqlite" / "lambdas" / function / "handler.py").write_text(source)
     deps = ", ".join(json.dumps(d) for d in dependencies)
     (root / "pyproject.toml").write_text(f'[project]\nname = "tiny"\ndependencies = [{deps}]\n')
     return root
@@ -107,8 +108,9 @@ def project_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the source tree: builds compared with each other must have the same inputs."""
     snapshot = tmp_path_factory.mktemp("snapshot")
     shutil.copy2(ROOT / "pyproject.toml", snapshot)
-    for folder in ("efs_sqlite", "lambdas"):
-        shutil.copytree(ROOT / folder, snapshot / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "efs_sqlite", snapshot / "efs_sqlite", ignore=shutil.ignore_patterns("__pycache__")
+    )
     return snapshot
 
 
@@ -154,11 +156,16 @@ def test_zip_holds_the_package_and_dependencies_but_not_boto3(
     assert names == sorted(names) == list(lambda_zip.files)
     assert lambda_zip.size == lambda_zip.path.stat().st_size < aws.MAX_ZIP_BYTES
     assert lambda_zip.sha256 == hashlib.sha256(lambda_zip.path.read_bytes()).hexdigest()
+    package = project_snapshot / "efs_sqlite"
     sources = [
-        *(project_snapshot / "efs_sqlite").rglob("*.py"),
-        *(project_snapshot / "lambdas").rglob("*.py"),
+        *(
+            p.relative_to(project_snapshot)
+            for p in package.rglob("*.py")
+            if p.parent.parent.name != "lambdas"
+        ),
+        *(p.relative_to(package) for p in (package / "lambdas").rglob("*.py")),  # the entry points
     ]
-    assert {p.relative_to(project_snapshot).as_posix() for p in sources} <= set(names)
+    assert {p.as_posix() for p in sources} <= set(names)
     assert set(lambda_zip.handlers) == {"graphql", "loader"}
     tops = {n.split("/")[0] for n in names}
     for dependency in ("apsw", "graphene", "graphql", "mangum", "starlette", "tqdm"):
@@ -200,6 +207,35 @@ def test_cli_builds_and_verifies(
     assert f"handlers import from the unpacked zip under {sys.executable}" in out
     assert main([*argv, "--arch", OTHER_ARCH]) == 0
     assert f"import check skipped: the zip targets {OTHER_ARCH} Linux" in capsys.readouterr().out
+
+
+def test_cli_builds_the_installed_package_from_any_folder(tmp_path: Path) -> None:
+    """``efs-sqlite build --out DIR --verify`` run from a folder that is not the checkout, with the
+    package importable only from a copy that has no source tree around it, as in site-packages."""
+    site, elsewhere, out = tmp_path / "site", tmp_path / "elsewhere", tmp_path / "dist"
+    shutil.copytree(ROOT / "efs_sqlite", site / "efs_sqlite", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "efs_sqlite" / "copy-marker.txt").write_text("this copy was packed\n")
+    elsewhere.mkdir()
+    script = str(Path(sys.executable).with_name("efs-sqlite"))
+    target = ["--python-version", LOCAL_VERSION, "--arch", LOCAL_ARCH]
+    done = subprocess.run(
+        [script, "build", "--out", str(out), "--verify", *target],
+        cwd=elsewhere,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "handlers: ['graphql', 'loader']" in done.stdout
+    assert f"handlers import from the unpacked zip under {sys.executable}" in done.stdout
+    (built,) = out.iterdir()
+    with zipfile.ZipFile(built) as archive:
+        names = set(archive.namelist())
+    assert {"efs_sqlite/copy-marker.txt", "lambdas/graphql/handler.py", "lambdas/loader/handler.py"} <= names
+    assert not [n for n in names if n.startswith("efs_sqlite/lambdas/")]
+    assert "apsw" in {n.split("/")[0] for n in names}  # the installed distribution's dependencies
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_tiny_zip_excludes_bytecode_and_keeps_handlers(tiny_zip: aws.BuildResult) -> None:

@@ -1,13 +1,21 @@
-"""Build the Lambda zip: the package, the ``lambdas/`` entry points and the runtime dependencies.
+"""Build the Lambda zip: the package, its Lambda entry points and the runtime dependencies.
 
-The zip is reproducible (sorted entries, fixed times and modes, no bytecode, no install records)
-and checked against Lambda's size limits before it is kept.
+The zip is built from the installed package (wherever it is installed, editable or not) and the
+dependencies its distribution declares; ``project_root`` builds a source tree instead. The entry
+points ship inside the package as ``efs_sqlite/lambdas/<function>/handler.py`` and go to the zip's
+top as ``lambdas/<function>/handler.py``, the module Lambda's ``Handler`` names. The zip is
+reproducible (sorted entries, fixed times and modes, no bytecode, no install records) and checked
+against Lambda's size limits before it is kept.
+
+>>> handler_file("loader").relative_to(PACKAGE).as_posix()
+'lambdas/loader/handler.py'
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 import os
 import re
 import subprocess
@@ -18,6 +26,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from efs_sqlite.aws.target import (
     MACHINES,
@@ -29,9 +38,13 @@ from efs_sqlite.aws.target import (
 )
 from efs_sqlite.errors import BuildError
 
-__all__ = ["BuildResult", "build_zip", "handler_file", "runtime_requirements"]
+__all__ = ["PACKAGE", "BuildResult", "build_zip", "handler_file", "runtime_requirements"]
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: The installed ``efs_sqlite`` package folder: what the zip carries.
+PACKAGE = Path(__file__).resolve().parents[1]
+_DISTRIBUTION = "efs-sqlite"
+#: Where the entry points live inside the package folder, and inside the zip.
+_LAMBDAS = "lambdas"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # The Lambda Python runtime ships boto3; bundling our own copy only adds ~20 MB.
 _RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
@@ -64,14 +77,25 @@ class BuildResult:
 
 
 def handler_file(function: str) -> Path:
-    """The source of *function*'s Lambda entry point, ``lambdas/<function>/handler.py``."""
-    return _PROJECT_ROOT / "lambdas" / function / "handler.py"
+    """The installed source of *function*'s Lambda entry point."""
+    return PACKAGE / _LAMBDAS / function / "handler.py"
 
 
-def runtime_requirements(pyproject: str | os.PathLike[str]) -> list[str]:
-    """The ``[project] dependencies`` of *pyproject*, minus what the Lambda runtime provides."""
-    data = tomllib.loads(Path(pyproject).read_text(encoding="utf-8"))
-    requirements = data.get("project", {}).get("dependencies", [])
+def runtime_requirements(pyproject: str | os.PathLike[str] | None = None) -> list[str]:
+    """The dependencies to bundle: those of *pyproject* (``[project] dependencies``), or by
+    default those the installed distribution declares (without its extras), minus what the
+    Lambda runtime provides."""
+    if pyproject is None:
+        try:
+            declared = importlib.metadata.requires(_DISTRIBUTION) or []
+        except importlib.metadata.PackageNotFoundError:
+            raise BuildError(
+                f"{_DISTRIBUTION} is not installed (pip install it, or pass project_root=)"
+            ) from None
+        requirements = [r for r in declared if "extra ==" not in r.partition(";")[2]]
+    else:
+        data = tomllib.loads(Path(pyproject).read_text(encoding="utf-8"))
+        requirements = data.get("project", {}).get("dependencies", [])
     return [r for r in requirements if _distribution(r) not in _RUNTIME_PROVIDED]
 
 
@@ -92,6 +116,8 @@ def build_zip(
 ) -> BuildResult:
     """Build the Lambda zip: ``efs_sqlite``, ``lambdas/`` and the runtime dependencies.
 
+    The package is the installed one (:data:`PACKAGE`), unless *project_root* names a source tree
+    (``pyproject.toml`` and ``efs_sqlite/``, whose ``lambdas/`` holds the entry points).
     Dependencies are installed by pip for Lambda's platform (manylinux_2_28, CPython
     *python_version*, *arch*; pip's cache keeps rebuilds offline-fast). The zip is reproducible:
     sorted entries, fixed times and modes, no bytecode, no install records. Raises
@@ -100,24 +126,18 @@ def build_zip(
     check_choice("arch", arch, MACHINES)
     if not re.fullmatch(r"3\.\d{1,2}", python_version):
         raise ValueError(f"python_version must look like '3.13', not {python_version!r}")
-    root = Path(project_root) if project_root is not None else _PROJECT_ROOT
-    pyproject = root / "pyproject.toml"
-    if not pyproject.is_file() or not (root / "efs_sqlite").is_dir():
-        raise FileNotFoundError(
-            f"{root} is not the project's source tree (pyproject.toml and efs_sqlite/ needed)"
-        )
+    source = _installed() if project_root is None else _source_tree(Path(project_root))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"efs-sqlite-lambda-py{python_version}-{arch}.zip"
     with tempfile.TemporaryDirectory(prefix="efs-sqlite-build-") as tmp:
         site = Path(tmp)
-        _pip_install(runtime_requirements(pyproject), site, arch, python_version)
+        _pip_install(source.requirements, site, arch, python_version)
         entries = _tree(site, site)
-        for folder in ("efs_sqlite", "lambdas"):
-            for arcname, path in _tree(root / folder, root).items():
-                if arcname in entries:
-                    raise BuildError(f"{arcname} is both a dependency file and a project file")
-                entries[arcname] = path
+        for arcname, path in _package_files(source.package).items():
+            if arcname in entries:
+                raise BuildError(f"{arcname} is both a dependency file and a project file")
+            entries[arcname] = path
         unzipped = _write_zip(target, entries)
     size = target.stat().st_size
     if size > MAX_ZIP_BYTES or unzipped > MAX_UNZIPPED_BYTES:
@@ -136,6 +156,36 @@ def build_zip(
         python_version=python_version,
         unzipped_size=unzipped,
     )
+
+
+class _Source(NamedTuple):
+    """What a build packs: the ``efs_sqlite`` folder and the requirements to install beside it."""
+
+    package: Path
+    requirements: list[str]
+
+
+def _installed() -> _Source:
+    return _Source(PACKAGE, runtime_requirements())
+
+
+def _source_tree(root: Path) -> _Source:
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file() or not (root / "efs_sqlite").is_dir():
+        raise FileNotFoundError(
+            f"{root} is not the project's source tree (pyproject.toml and efs_sqlite/ needed)"
+        )
+    return _Source(root / "efs_sqlite", runtime_requirements(pyproject))
+
+
+def _package_files(package: Path) -> dict[str, Path]:
+    """``{zip name: file}`` for the package, its entry points moved to the zip's top."""
+    files = {
+        name: path
+        for name, path in _tree(package, package.parent).items()
+        if not name.startswith(f"{package.name}/{_LAMBDAS}/")
+    }
+    return files | _tree(package / _LAMBDAS, package)
 
 
 def _pip_install(requirements: list[str], site: Path, arch: str, python_version: str) -> None:

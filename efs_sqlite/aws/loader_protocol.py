@@ -1,5 +1,5 @@
 """The loader function's contract: the event :func:`~efs_sqlite.aws.remote_load` sends and the
-answer ``lambdas/loader/handler.py`` gives, defined once for both sides.
+answer ``efs_sqlite/lambdas/loader/handler.py`` gives, defined once for both sides.
 
 The event is ``{"action": "load", "records": [{"shard": str, "uid": int, "value": <JSON>}, ...]}``.
 The answer is ``{"ok": true, "loaded": n, "skipped": k, "shards": {shard: rows}, "seconds": s}``,

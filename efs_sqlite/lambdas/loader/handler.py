@@ -7,7 +7,8 @@ Invoked directly with the Lambda API, never through a URL. Events:
   any is invalid nothing is written and the answer lists the bad records (index and reason).
   Otherwise the batch is loaded (see :mod:`efs_sqlite.loader`: a re-sent batch is skipped, an id
   that already holds a different value is refused and never overwritten) and the answer counts it:
-  ``{"ok": true, "loaded": n, "skipped": k, "shards": {...}, "seconds": s}``.
+  ``{"ok": true, "loaded": n, "skipped": k, "shards": {...}, "seconds": s}``. This event and its
+  answers are the contract :mod:`efs_sqlite.aws.loader_protocol` defines for both sides.
 - ``{"action": "integrity"}``: SQLite's integrity check of every shard.
 - ``{"action": "stats"}``: rows, list entries and bytes per shard.
 - ``{"action": "vacuum"}`` (optionally ``"shard": name``): rebuild the shard files.
