@@ -52,6 +52,7 @@ def delete_storage(calls: Calls) -> None:
 
 @lookup
 def find_file_system(calls: Calls) -> dict[str, Any] | None:
+    """The stack's file system, or None; DeployError if several carry its tag."""
     ours = [
         fs for fs in calls.pages("efs", "describe_file_systems", "FileSystems") if calls.ours(fs.get("Tags"))
     ]
@@ -62,6 +63,7 @@ def find_file_system(calls: Calls) -> dict[str, Any] | None:
 
 @lookup
 def find_access_point(calls: Calls, file_system_id: str) -> dict[str, Any] | None:
+    """The stack's access point on *file_system_id*, or None."""
     points = calls.pages("efs", "describe_access_points", "AccessPoints", FileSystemId=file_system_id)
     return next((ap for ap in points if calls.ours(ap.get("Tags"))), None)
 

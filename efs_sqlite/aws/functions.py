@@ -67,6 +67,7 @@ def delete_functions(calls: Calls) -> None:
 
 @lookup
 def find_function(calls: Calls, name: str) -> dict[str, Any] | None:
+    """The function *name* (``get_function``), or None; DeployError if it is not the stack's."""
     function = calls.read_if_found("lambda", "get_function", "ResourceNotFoundException", FunctionName=name)
     if function is None:
         return None
@@ -77,6 +78,7 @@ def find_function(calls: Calls, name: str) -> dict[str, Any] | None:
 
 @lookup
 def find_url(calls: Calls, function: str) -> dict[str, Any] | None:
+    """The Function URL configuration of *function*, or None."""
     return calls.read_if_found(
         "lambda", "get_function_url_config", "ResourceNotFoundException", FunctionName=function
     )

@@ -23,6 +23,7 @@ _VPC_LAMBDA_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 @lookup
 def find_role(calls: Calls) -> dict[str, Any] | None:
+    """The functions' role, or None; DeployError if a role of that name is not the stack's."""
     found = calls.read_if_found("iam", "get_role", "NoSuchEntity", RoleName=calls.config.role_name)
     if found is None:
         return None

@@ -60,6 +60,7 @@ def delete_network(calls: Calls) -> None:
 
 @lookup
 def find_vpc(calls: Calls) -> str | None:
+    """The id of the stack's own VPC, or None (also with given subnets: that VPC is not ours)."""
     vpcs = calls.pages("ec2", "describe_vpcs", "Vpcs", Filters=calls.ec2_filters("vpc"))
     return vpcs[0]["VpcId"] if vpcs else None
 
@@ -78,6 +79,7 @@ def _find_all_subnets(calls: Calls, vpc_id: str) -> list[dict[str, Any]]:
 
 @lookup
 def find_group(calls: Calls, component: str) -> dict[str, Any] | None:
+    """The stack's security group *component* (``functions-sg`` or ``efs-sg``), or None."""
     groups = calls.pages(
         "ec2", "describe_security_groups", "SecurityGroups", Filters=calls.ec2_filters(component)
     )
