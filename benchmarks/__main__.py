@@ -333,7 +333,7 @@ def cold_start_section(s: Sizes) -> tuple[dict[str, Any], list[Row]]:
             value_range=(r["wall_ms"]["min"], r["wall_ms"]["max"]),
             baseline=('python -c "pass"', r["bare_python_ms"]["median"]),
             note=f"spawn to exit, {n} taking turns with the baseline; of which import of "
-            f"lambdas/graphql/handler.py {r['import_ms']['median']:.0f} ms (median).",
+            f"efs_sqlite/lambdas/graphql/handler.py {r['import_ms']['median']:.0f} ms (median).",
         ),
         row(
             "cold start",

@@ -1,7 +1,7 @@
 """GraphQL request latency through the Lambda handler, against a seed-style path in the same run.
 
 The request is "a claim with 5 fields, and its 10 parties with 3 fields each", sent as a warm
-Lambda Function URL invocation to ``lambdas/graphql/handler.py`` in process, on a store on local
+Lambda Function URL invocation to ``efs_sqlite/lambdas/graphql/handler.py`` in process, on a store on local
 disk. The baseline rebuilds, here and only here, the earlier system's read path on the same shard
 files and the same Starlette + Mangum stack: two new SQLite connections per field read with
 ``CREATE TABLE IF NOT EXISTS`` and a commit, the document parsed and validated on every request,
@@ -25,7 +25,6 @@ Run on its own with ``python benchmarks/bench_graphql.py [--requests 2000] [--cl
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sqlite3
@@ -46,15 +45,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from efs_sqlite.aws import function_url_event
+from efs_sqlite.aws.fakes import LambdaContext, function_url_event, import_handler
 from efs_sqlite.efs_model import EFSModel
 from efs_sqlite.graphql import GraphQLAPI
 from efs_sqlite.store import Ref, ShardStore
 from efs_sqlite.uid import encode, generate
 
-HANDLER = Path(__file__).resolve().parent.parent / "lambdas" / "graphql" / "handler.py"
 TARGET_P50_MS = 1.0
 TARGET_SPEEDUP = 20.0
+_CONTEXT = LambdaContext("bench")
 
 QUERY = """query($id: ID!) { claim(id: $id) {
   id claimIdentifier claimTypeCode timestamp transactions { totalCount }
@@ -106,24 +105,6 @@ def build_store(root: Path, claims: int) -> list[int]:
         for shard, rows in lists.items():
             store.bulk_lists(shard, rows)
     return claim_ids
-
-
-class _Context:
-    function_name = "bench"
-    aws_request_id = "bench"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
-
-
-def load_handler(root: Path) -> Any:
-    os.environ["MOUNT_PATH"] = str(root)
-    spec = importlib.util.spec_from_file_location("bench_graphql_handler", HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- the seed-style baseline (never part of the product) -----------------------------------------
@@ -262,7 +243,7 @@ def bench_graphql(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "store"
         claim_ids = build_store(root, claims)
-        ours = load_handler(root)
+        ours = import_handler("graphql", root)
         seed = seed_style_handler(root)
         events = [function_url_event({"query": QUERY, "variables": {"id": encode(c)}}) for c in claim_ids]
         seed_events = [
@@ -274,14 +255,14 @@ def bench_graphql(
             assert response["statusCode"] == 200 and "errors" not in body, body
             return body["data"]["claim"]
 
-        a, b = check(ours.handler(events[0], _Context())), check(seed(seed_events[0], _Context()))
+        a, b = check(ours.handler(events[0], _CONTEXT)), check(seed(seed_events[0], _CONTEXT))
         assert [e["node"]["partyIdentifier"] for e in a["parties"]["edges"]] == [
             p["partyIdentifier"] for p in b["parties"]
         ]
         api: GraphQLAPI = ours.app.state.api
         paths = {
             "ours: Lambda handler (Function URL event)": (
-                lambda i: ours.handler(events[i % claims], _Context()),
+                lambda i: ours.handler(events[i % claims], _CONTEXT),
                 max(1, requests // 20),
             ),
             "ours: GraphQLAPI.execute, no HTTP layer": (
@@ -289,7 +270,7 @@ def bench_graphql(
                 max(1, requests // 20),
             ),
             "seed-style: Lambda handler (Function URL event)": (
-                lambda i: seed(seed_events[i % claims], _Context()),
+                lambda i: seed(seed_events[i % claims], _CONTEXT),
                 max(1, baseline_requests // 20),
             ),
         }

@@ -20,9 +20,9 @@ from typing import Any
 
 import diskcache
 
-from benchmarks.bench_graphql import HANDLER
 from benchmarks.report import spread
-from efs_sqlite.aws import function_url_event
+from efs_sqlite.aws.build import handler_file
+from efs_sqlite.aws.fakes import function_url_event
 from efs_sqlite.experiments import BENCHMARK_QUERY, benchmark_graph, graphql_request_ops
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import generate
@@ -59,7 +59,7 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, subprocess.Com
 
 
 def bench_cold_start(processes: int = 15, root: Path | None = None) -> dict[str, Any]:
-    """Spawn-to-exit wall time of a fresh ``python -c`` that imports ``lambdas/graphql/handler.py``
+    """Spawn-to-exit wall time of a fresh ``python -c`` that imports ``efs_sqlite/lambdas/graphql/handler.py``
     (``MOUNT_PATH`` on a store holding the benchmark graph) and answers the benchmark request as a
     Function URL event, against ``python -c "pass"`` taking turns with it; in ms, over
     ``processes`` runs each after one unmeasured run (bytecode and OS file cache warm, as on a
@@ -70,7 +70,7 @@ def bench_cold_start(processes: int = 15, root: Path | None = None) -> dict[str,
             variables = benchmark_graph(store)
         event = function_url_event({"query": BENCHMARK_QUERY, "variables": variables})
         env = {**os.environ, "MOUNT_PATH": str(mount)}
-        cold = [sys.executable, "-c", _CHILD, str(HANDLER.parent), json.dumps(event)]
+        cold = [sys.executable, "-c", _CHILD, str(handler_file("graphql").parent), json.dumps(event)]
         bare = [sys.executable, "-c", "pass"]
         wall: dict[str, list[float]] = {"handler": [], "bare": []}
         inside: dict[str, list[float]] = {"import": [], "first": [], "second": []}

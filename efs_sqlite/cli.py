@@ -230,12 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_load)
 
-    p = sub.add_parser("build", help="build the Lambda zip (package, lambdas/, dependencies)")
+    p = sub.add_parser("build", help="build the Lambda zip (installed package, handlers, dependencies)")
     p.add_argument("--out", required=True, help="folder for the zip")
     p.add_argument("--arch", choices=["x86_64", "arm64"], default="x86_64")
     p.add_argument("--python-version", default="3.13", help="target CPython (Lambda runs 3.13)")
     p.add_argument("--verify", action="store_true", help="import the handlers from the unpacked zip")
-    p.add_argument("--project-root", help="the source tree to build (default: this package's checkout)")
+    p.add_argument("--project-root", help="a source tree to build instead (default: the installed package)")
     p.set_defaults(func=_cmd_build)
 
     def stack_parser(name: str, help: str) -> argparse.ArgumentParser:

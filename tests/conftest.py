@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-# -- AWS: a moto server on 127.0.0.1 (efs_sqlite.aws) -----------------------------------------
+# -- AWS: a moto server on 127.0.0.1, a tiny Lambda zip (efs_sqlite.aws) ----------------------
 
 
 @pytest.fixture(scope="session")
@@ -16,16 +18,33 @@ def moto_endpoint() -> Iterator[str]:
     The environment (endpoint, fake credentials, region us-east-1) is set for the session and
     restored after it, so notebook kernels started meanwhile inherit it too.
     """
-    from efs_sqlite.aws import moto_server
+    from efs_sqlite.aws.fakes import moto_server
 
     with moto_server("us-east-1") as url:
         yield url
 
 
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A source tree with the project's layout and the tiny handlers of ``_tiny_project``."""
+    from _tiny_project import TINY_HANDLERS, make_project
+
+    # boto3 is the only dependency, and the runtime provides it: pip has nothing to install.
+    return make_project(tmp_path_factory.mktemp("tiny"), TINY_HANDLERS, ["boto3>=1.34"])
+
+
+@pytest.fixture(scope="session")
+def tiny_zip(tiny_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A deployable zip (Python 3.13, the stack's architecture) without dependencies."""
+    from efs_sqlite import aws
+
+    return aws.build_zip(tmp_path_factory.mktemp("tiny-zip"), project_root=tiny_project)
+
+
 # -- end AWS -----------------------------------------------------------------------------------
 
 
-# -- GraphQL: a small insurance graph (efs_sqlite.graphql, efs_sqlite.app, lambdas/graphql) -----
+# -- GraphQL: a small insurance graph (efs_sqlite.graphql, efs_sqlite.app, the graphql Lambda) ---
 
 
 @pytest.fixture(scope="session")

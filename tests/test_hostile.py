@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import importlib.util
 import itertools
 import json
 import re
@@ -25,18 +24,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 from test_app import server  # noqa: F401  (the fixture: `efs-sqlite serve` on 127.0.0.1)
 
 from efs_sqlite.app import MAX_BODY_BYTES, create_app
-from efs_sqlite.aws import function_url_event
+from efs_sqlite.aws.fakes import LambdaContext, function_url_event, import_handler
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/json"}
-_modules = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -433,49 +430,17 @@ def test_hostile_requests_through_a_real_server(server: str, insurance: Any) -> 
 # -- the Lambda handlers, called in process with real events ----------------------------------------
 
 
-def import_handler(function: str, mount: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """A fresh import of ``lambdas/<function>/handler.py`` with ``MOUNT_PATH`` set to ``mount``,
-    as a new Lambda execution environment would run it."""
-    monkeypatch.setenv("MOUNT_PATH", str(mount))
-    path = ROOT / "lambdas" / function / "handler.py"
-    spec = importlib.util.spec_from_file_location(f"hostile_{function}_handler_{next(_modules)}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def lambda_event(case: Hostile) -> dict[str, Any]:
     """The Function URL event (payload 2.0) Lambda builds for ``case``; a body that is not UTF-8
     arrives base64-encoded, as Lambda sends it."""
-    try:
-        body, encoded = case.body.decode(), False
-    except UnicodeDecodeError:
-        body, encoded = base64.b64encode(case.body).decode(), True
-    event = function_url_event(
-        body,
-        method=case.method,
-        path=case.path,
-        headers=case.headers,
-        query_string=urlencode(case.params),
+    return function_url_event(
+        case.body or None, method=case.method, path=case.path, headers=case.headers, query=case.params
     )
-    event["isBase64Encoded"] = encoded
-    if not case.body:
-        event.pop("body")  # Lambda leaves the key out when there is no body
-    return event
-
-
-class Context:
-    function_name = "efs-sqlite-test-graphql"
-    aws_request_id = "00000000-0000-4000-8000-000000000001"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 @pytest.fixture
-def graphql_lambda(insurance: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    module = import_handler("graphql", insurance.root, monkeypatch)
+def graphql_lambda(insurance: Any) -> Iterator[ModuleType]:
+    module = import_handler("graphql", insurance.root)
     yield module
     module.store.close()
 
@@ -484,7 +449,7 @@ def test_hostile_requests_through_the_graphql_lambda(graphql_lambda: ModuleType,
     before, ids = checksums(insurance.root), ids_of(insurance)
     for case in HOSTILE:
         case = case.bound(ids)
-        answer = graphql_lambda.handler(lambda_event(case), Context())
+        answer = graphql_lambda.handler(lambda_event(case), LambdaContext("efs-sqlite-test-graphql"))
         body = base64.b64decode(answer["body"]).decode() if answer.get("isBase64Encoded") else answer["body"]
         headers = {k.lower(): v for k, v in answer["headers"].items()}
         check_answer(case, answer["statusCode"], headers.get("content-type", ""), body, insurance.root)
@@ -499,7 +464,8 @@ def test_sql_and_path_text_is_stored_as_plain_data(graphql_lambda: ModuleType, i
 
     def ask(text: str, variables: dict[str, Any]) -> dict[str, Any]:
         answer = graphql_lambda.handler(
-            lambda_event(post("q", {"query": text, "variables": variables})), Context()
+            lambda_event(post("q", {"query": text, "variables": variables})),
+            LambdaContext("efs-sqlite-test-graphql"),
         )
         assert answer["statusCode"] == 200, answer["body"]
         return json.loads(answer["body"])
@@ -544,11 +510,9 @@ PATH_LIKE = [
 
 
 @pytest.mark.parametrize("name", PATH_LIKE, ids=[repr(n)[:30] for n in PATH_LIKE])
-def test_the_loader_refuses_path_like_shard_names(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
-) -> None:
+def test_the_loader_refuses_path_like_shard_names(tmp_path: Path, name: str) -> None:
     mount = tmp_path / "efs-sqlite"
-    loader = import_handler("loader", mount, monkeypatch)
+    loader = import_handler("loader", mount)
     try:
         assert loader.handler(
             {"action": "load", "records": [{"shard": "_type", "uid": 1, "value": "Claim"}]}, None

@@ -4,7 +4,6 @@ hostile records (nothing written, files unchanged), maintenance actions, never a
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
@@ -15,12 +14,10 @@ from typing import Any
 
 import pytest
 
+from efs_sqlite.aws.fakes import import_handler
 from efs_sqlite.data import generate_records
 from efs_sqlite.model import INSURANCE
 from efs_sqlite.store import ShardStore
-
-HANDLER = Path(__file__).resolve().parents[1] / "lambdas" / "loader" / "handler.py"
-_count = itertools.count()
 
 
 @pytest.fixture
@@ -29,13 +26,9 @@ def mount(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def lam(mount: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+def lam(mount: Path) -> Iterator[ModuleType]:
     """A fresh import of the handler module with ``MOUNT_PATH`` pointing at a temporary folder."""
-    monkeypatch.setenv("MOUNT_PATH", str(mount))
-    spec = importlib.util.spec_from_file_location(f"loader_handler_{next(_count)}", HANDLER)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_handler("loader", mount)
     yield module
     module.STORE.close()
 

@@ -7,7 +7,8 @@ Invoked directly with the Lambda API, never through a URL. Events:
   any is invalid nothing is written and the answer lists the bad records (index and reason).
   Otherwise the batch is loaded (see :mod:`efs_sqlite.loader`: a re-sent batch is skipped, an id
   that already holds a different value is refused and never overwritten) and the answer counts it:
-  ``{"ok": true, "loaded": n, "skipped": k, "shards": {...}, "seconds": s}``.
+  ``{"ok": true, "loaded": n, "skipped": k, "shards": {...}, "seconds": s}``. This event and its
+  answers are the contract :mod:`efs_sqlite.aws.loader_protocol` defines for both sides.
 - ``{"action": "integrity"}``: SQLite's integrity check of every shard.
 - ``{"action": "stats"}``: rows, list entries and bytes per shard.
 - ``{"action": "vacuum"}`` (optionally ``"shard": name``): rebuild the shard files.
@@ -29,32 +30,25 @@ from typing import Any
 
 import apsw
 
+from efs_sqlite.aws.loader_protocol import ACTION, MAX_RECORDS, RECORDS, Answer, loaded, refusal
 from efs_sqlite.errors import LoadError, RecordError
 from efs_sqlite.loader import load, validate_record
 from efs_sqlite.store import ShardStore
 
 MOUNT_PATH = os.environ.get("MOUNT_PATH", "/mnt/efs-sqlite")
-#: More records than this in one event are refused (Lambda's 6 MB payload holds ~60k small ones).
-MAX_RECORDS = 50_000
 #: How many invalid records a rejection lists (it always counts all of them).
 MAX_LISTED = 100
 
 STORE = ShardStore(MOUNT_PATH)
 log = logging.getLogger("efs_sqlite.lambdas.loader")
 
-Answer = dict[str, Any]
-
-
-def _error(message: str, **details: Any) -> Answer:
-    return {"ok": False, "error": message, **details}
-
 
 def _load(event: dict[str, Any]) -> Answer:
-    records = event.get("records")
+    records = event.get(RECORDS)
     if not isinstance(records, list) or not records:
-        return _error("'records' must be a non-empty list of {shard, uid, value} objects")
+        return refusal("'records' must be a non-empty list of {shard, uid, value} objects")
     if len(records) > MAX_RECORDS:
-        return _error(f"{len(records)} records in one event; send at most {MAX_RECORDS}")
+        return refusal(f"{len(records)} records in one event; send at most {MAX_RECORDS}")
     invalid = []
     for index, record in enumerate(records):
         try:
@@ -62,24 +56,18 @@ def _load(event: dict[str, Any]) -> Answer:
         except RecordError as exc:
             invalid.append({"index": index, "error": str(exc)})
     if invalid:
-        return _error(
+        return refusal(
             f"{len(invalid)} of {len(records)} records are invalid; nothing was written",
             invalid=invalid[:MAX_LISTED],
         )
     try:
         summary = load(STORE, records, progress=False)
     except LoadError as exc:
-        return _error(str(exc), shard=str(exc.shard), index=exc.index)
+        return refusal(str(exc), shard=str(exc.shard), index=exc.index)
     log.info(
         "loaded %d records (%d already present) in %.3f s", summary.records, summary.skipped, summary.seconds
     )
-    return {
-        "ok": True,
-        "loaded": summary.records,
-        "skipped": summary.skipped,
-        "shards": summary.shards,
-        "seconds": round(summary.seconds, 3),
-    }
+    return loaded(summary.records, summary.skipped, summary.shards, summary.seconds)
 
 
 def _check(shard: str) -> str:
@@ -93,7 +81,7 @@ def _integrity(event: dict[str, Any]) -> Answer:
     results = {shard: _check(shard) for shard in STORE.shards()}
     bad = sorted(shard for shard, result in results.items() if result != "ok")
     if bad:
-        return _error(f"integrity check failed for {bad}", shards=results)
+        return refusal(f"integrity check failed for {bad}", shards=results)
     return {"ok": True, "shards": results}
 
 
@@ -105,7 +93,7 @@ def _vacuum(event: dict[str, Any]) -> Answer:
     shard = event.get("shard")
     existing = STORE.shards()
     if shard is not None and shard not in existing:
-        return _error(f"no shard {str(shard)[:80]!r} in the store")
+        return refusal(f"no shard {str(shard)[:80]!r} in the store")
     STORE.vacuum(shard)
     return {"ok": True, "vacuumed": [shard] if shard is not None else existing}
 
@@ -113,13 +101,13 @@ def _vacuum(event: dict[str, Any]) -> Answer:
 def _clear(event: dict[str, Any]) -> Answer:
     confirm = event.get("confirm")
     if confirm != STORE.root.name:
-        return _error("clearing deletes every shard: pass 'confirm' equal to the store root's folder name")
+        return refusal("clearing deletes every shard: pass 'confirm' equal to the store root's folder name")
     return {"ok": True, "removed": STORE.clear(confirm)}
 
 
 #: action -> (handler, the event keys it accepts besides "action")
 _ACTIONS: dict[str, tuple[Callable[[dict[str, Any]], Answer], frozenset[str]]] = {
-    "load": (_load, frozenset({"records"})),
+    ACTION: (_load, frozenset({RECORDS})),
     "integrity": (_integrity, frozenset()),
     "stats": (_stats, frozenset()),
     "vacuum": (_vacuum, frozenset({"shard"})),
@@ -130,17 +118,17 @@ _ACTIONS: dict[str, tuple[Callable[[dict[str, Any]], Answer], frozenset[str]]] =
 def handler(event: Any, context: Any) -> Answer:
     """The Lambda entry point: dispatch ``event["action"]``; always answer a JSON object."""
     if not isinstance(event, dict):
-        return _error(f"the event must be a JSON object, not {type(event).__name__}")
+        return refusal(f"the event must be a JSON object, not {type(event).__name__}")
     action = event.get("action")
     entry = _ACTIONS.get(action) if isinstance(action, str) else None
     if entry is None:
-        return _error(f"unknown action {str(action)[:40]!r}; expected one of {sorted(_ACTIONS)}")
+        return refusal(f"unknown action {str(action)[:40]!r}; expected one of {sorted(_ACTIONS)}")
     run, accepted = entry
     unexpected = sorted(str(k)[:40] for k in event if k != "action" and k not in accepted)
     if unexpected:
-        return _error(f"action {action!r} does not take {unexpected}")
+        return refusal(f"action {action!r} does not take {unexpected}")
     try:
         return run(event)
     except Exception:
         log.exception("action %s failed", action)
-        return _error(f"action {action!r} failed on the server; see the function's log")
+        return refusal(f"action {action!r} failed on the server; see the function's log")
