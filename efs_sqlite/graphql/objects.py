@@ -22,6 +22,7 @@ from graphene.relay.id_type import BaseGlobalIDType
 from graphql import GraphQLError, GraphQLResolveInfo
 
 from efs_sqlite import uid as uids
+from efs_sqlite.errors import ValidationError
 
 if TYPE_CHECKING:  # the resolvers' context, a type only: prefetch builds on this module
     from efs_sqlite.graphql.prefetch import Request
@@ -103,9 +104,10 @@ def parse_id(value: Any) -> int:
         uid = uids.decode(value)
     except (TypeError, ValueError) as exc:
         raise GraphQLError(f"invalid id: {exc}") from None
-    if uid == 0:
-        raise GraphQLError("invalid id: 0 is not a node id")
-    return uid
+    try:
+        return uids.check_id(uid)
+    except ValidationError:
+        raise GraphQLError(f"invalid id: {uid} is not a node id") from None
 
 
 def dangling_error(uid: int) -> GraphQLError:

@@ -39,6 +39,7 @@ from graphql import GraphQLError, GraphQLResolveInfo
 from efs_sqlite import uid as uids
 from efs_sqlite.graphql.objects import Connection, Missing, Node, NodeRef, PageConnection, dangling_error
 from efs_sqlite.graphql.paging import check_page_args
+from efs_sqlite.kinds import KIND_OF
 from efs_sqlite.model import INSURANCE, Field, Model, NodeType
 
 if TYPE_CHECKING:  # the resolvers' context, a type only: prefetch builds on this module
@@ -46,14 +47,9 @@ if TYPE_CHECKING:  # the resolvers' context, a type only: prefetch builds on thi
 
 __all__ = ["build_schema", "resolve_list", "schema_sdl"]
 
+#: Each value kind's scalar, by the graphene type its kind names (a reference has none).
 _SCALARS: dict[str, type[graphene.Scalar]] = {
-    "str": graphene.String,
-    "int": graphene.Int,
-    "float": graphene.Float,
-    "decimal": graphene.Decimal,
-    "datetime": graphene.DateTime,
-    "bool": graphene.Boolean,
-    "bytes": graphene.Base64,
+    name: getattr(graphene, kind.graphql) for name, kind in KIND_OF.items() if kind.graphql is not None
 }
 _RESERVED = frozenset({"Node", "Query", "Mutation", "PageInfo"})
 
