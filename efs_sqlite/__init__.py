@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from efs_sqlite import uid
+from efs_sqlite import errors, uid
 from efs_sqlite.costs import (
     BURSTING,
     DYNAMODB,
@@ -28,23 +28,7 @@ from efs_sqlite.costs import (
     monthly_storage_cost,
 )
 from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, Fault, LatencyProfile, Ops
-from efs_sqlite.errors import (
-    AwsError,
-    BuildError,
-    DataSetError,
-    DeployError,
-    EfsSqliteError,
-    LoadError,
-    NodeNotFound,
-    OperationNotAllowed,
-    RecordError,
-    RemoteLoadError,
-    StoreBusy,
-    StoreError,
-    UIDCollision,
-    ValidationError,
-    VerifyError,
-)
+from efs_sqlite.errors import *  # noqa: F403 (the whole error tree, as errors.__all__ lists it)
 from efs_sqlite.hooks import StoreHook, StoreOp
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
 from efs_sqlite.store import (
@@ -111,21 +95,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     *_LAZY,
-    "AwsError",
-    "BuildError",
-    "DataSetError",
-    "DeployError",
-    "EfsSqliteError",
-    "LoadError",
-    "NodeNotFound",
-    "OperationNotAllowed",
-    "RecordError",
-    "RemoteLoadError",
-    "StoreBusy",
-    "StoreError",
-    "UIDCollision",
-    "ValidationError",
-    "VerifyError",
+    *errors.__all__,
     "BURSTING",
     "DYNAMODB",
     "EFS_IOPS",

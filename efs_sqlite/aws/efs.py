@@ -5,6 +5,7 @@ access point the functions mount, with a file system policy that admits only the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -96,8 +97,20 @@ def _file_system(calls: Calls) -> dict[str, Any]:
 
 @lookup
 def _file_system_state(calls: Calls, fs_id: str) -> str | None:
-    found = calls.read_if_found("efs", "describe_file_systems", "FileSystemNotFound", FileSystemId=fs_id)
-    return None if found is None else found["FileSystems"][0]["LifeCycleState"]
+    return _life_cycle_state(calls, "FileSystem", FileSystemId=fs_id)
+
+
+@lookup
+def _access_point_state(calls: Calls, ap_id: str) -> str | None:
+    return _life_cycle_state(calls, "AccessPoint", AccessPointId=ap_id)
+
+
+def _life_cycle_state(calls: Calls, resource: str, **key: str) -> str | None:
+    """The ``LifeCycleState`` of one EFS ``resource`` (``FileSystem``, ``AccessPoint``), or None
+    once it is gone."""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", resource).lower()
+    found = calls.read_if_found("efs", f"describe_{snake}s", f"{resource}NotFound", **key)
+    return None if found is None else found[f"{resource}s"][0]["LifeCycleState"]
 
 
 def _mount_targets(calls: Calls, fs_id: str, subnet_ids: Sequence[str], group_id: str) -> None:
@@ -171,12 +184,6 @@ def _access_point(calls: Calls, fs_id: str) -> dict[str, Any]:
     ap_id = access_point["AccessPointId"]
     calls.wait(f"access point {ap_id}", lambda: _access_point_state(calls, ap_id), "available")
     return access_point
-
-
-@lookup
-def _access_point_state(calls: Calls, ap_id: str) -> str | None:
-    found = calls.read_if_found("efs", "describe_access_points", "AccessPointNotFound", AccessPointId=ap_id)
-    return None if found is None else found["AccessPoints"][0]["LifeCycleState"]
 
 
 def ensure_policy(calls: Calls, storage: Storage, role_arn: str) -> None:
