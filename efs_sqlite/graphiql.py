@@ -47,8 +47,8 @@ ReactDOM.createRoot(document.getElementById("graphiql")).render(
   React.createElement(GraphiQL, {
     fetcher,
     defaultQuery: "{\\n  __typename\\n}\\n",
-    initialQuery: params.get("query") ?? undefined,
-    initialVariables: params.get("variables") ?? undefined,
+    query: params.get("query") ?? undefined,
+    variables: params.get("variables") ?? undefined,
   }),
 );
 </script>

@@ -15,8 +15,8 @@ const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
 });
+const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   // Offline means no request leaves the server: record any that would (and refuse it).
   await page.route('**/*', (route) =>
     route.request().url().startsWith(origin) ? route.continue() : (report.elsewhere.push(route.request().url()), route.abort()),
@@ -40,11 +40,11 @@ try {
   await page.getByRole('button', { name: /execute query/i }).click();
   const result = page.locator('.result-window');
   await result.getByText(expected, { exact: false }).first().waitFor({ timeout: 30000 });
-  report.answer = (await result.innerText()).slice(0, 2000);
-  await page.screenshot({ path: screenshot });
 } catch (error) {
   report.error = String(error);
 } finally {
+  report.answer = (await page.locator('.result-window').innerText().catch(() => '')).slice(0, 2000);
+  await page.screenshot({ path: screenshot }).catch(() => {});
   await browser.close();
 }
 console.log(JSON.stringify(report));
