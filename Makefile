@@ -32,6 +32,7 @@ demo: $(STAMP) chromium
 	$(BIN)/python notebooks/run_all.py
 	GRAPHIQL_SCREENSHOT=$(CURDIR)/runs/graphiql.png $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_graphiql.py -k chromium
+	@echo "GraphiQL in headless Chromium: runs/graphiql.png"
 
 # --nbval-lax also runs every notebook, at small scale (notebooks/conftest.py sets the parameters).
 test: $(STAMP) chromium

@@ -17,6 +17,7 @@ from _node import node_packages, run_node  # noqa: F401  (node_packages: the fix
 from test_app import call, server  # noqa: F401  (server: `efs-sqlite serve` on 127.0.0.1)
 
 from efs_sqlite.app import create_app
+from efs_sqlite.aws.fakes import LambdaContext, function_url_event, import_handler
 from efs_sqlite.graphiql import ASSETS, ASSETS_PATH, PAGE
 
 #: What Chromium sends when it navigates to a page.
@@ -41,6 +42,20 @@ def test_a_browser_gets_the_page_and_every_asset_it_names(insurance: Any) -> Non
     assert licenses == {"graphiql.LICENSE", "react.LICENSE", "react-dom.LICENSE"}
     r = call(app, "GET", f"{ASSETS_PATH}/nope.js")
     assert r.status_code == 404 and r.json() == {"errors": [{"message": "Not Found"}]}
+
+
+def test_the_lambda_serves_the_ide_as_text(insurance: Any) -> None:
+    """Through Mangum (a Function URL event) the page and its assets come back as text bodies."""
+    insurance.store.close()
+    lam = import_handler("graphql", insurance.root)
+    try:
+        for path, expected in (("/graphql", PAGE), (f"{ASSETS_PATH}/graphiql.min.css", None)):
+            event = function_url_event(method="GET", path=path, headers=BROWSER)
+            answer = lam.handler(event, LambdaContext("efs-sqlite-graphql"))
+            assert answer["statusCode"] == 200 and not answer["isBase64Encoded"], path
+            assert answer["body"] == (expected or (ASSETS / Path(path).name).read_text(encoding="utf-8"))
+    finally:
+        lam.store.close()
 
 
 def test_graphiql_in_headless_chromium(
