@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench lint install chromium clean
 
 # Installs into .venv once (again when pyproject.toml changes). The last step tells git the .gitattributes
 # filter that strips notebook outputs on commit (skipped outside a git checkout).
@@ -20,11 +20,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# Headless Chromium (Debian's package) for tests/test_graphiql.py, installed when missing. The node
+# packages of tests/node (the GraphQL-over-HTTP audits, playwright-core) are installed by the test
+# suite itself, with npm ci from their lock file (tests/_node.py).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+# The notebooks, then GraphiQL in headless Chromium: its screenshot is runs/graphiql.png.
+demo: $(STAMP) chromium
 	$(BIN)/python notebooks/run_all.py
+	GRAPHIQL_SCREENSHOT=$(CURDIR)/runs/graphiql.png $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_graphiql.py -k chromium
+	@echo "GraphiQL in headless Chromium: runs/graphiql.png"
 
 # --nbval-lax also runs every notebook, at small scale (notebooks/conftest.py sets the parameters).
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env
 

@@ -4,15 +4,23 @@ Routes:
 
 - ``POST /graphql``: a JSON object ``{"query", "variables", "operationName"}``;
 - ``GET /graphql?query=...&variables=...&operationName=...``: queries only, as GraphQL-over-HTTP
-  says (a mutation gets 405, since a GET must not change anything);
+  says (a mutation gets 405 with ``Allow: POST``, since a GET must not change anything); a browser
+  (``Accept: text/html`` preferred) gets the GraphiQL IDE instead (:mod:`efs_sqlite.graphiql`), its
+  assets at ``/graphiql/``;
 - ``GET /schema.graphql``: the SDL; ``GET /healthz``: ``{"status": "ok"}`` while the store's root
   is reachable.
 
-A request the client got wrong is a 4xx with a JSON ``{"errors": [{"message": ...}]}``: malformed
-JSON, a body that is not an object, no query (400), a body over ``max_body_bytes`` (413), a
-content type other than JSON (415), a document that does not parse, validate or fit the limits
-(400). Errors while executing a valid request are GraphQL errors in a 200 response, next to the
-data that could be read. Nothing ever answers with a stack trace.
+The response's media type follows ``Accept`` (GraphQL over HTTP, ``docs/SOURCES.md#graphql-over-http``):
+``application/graphql-response+json`` when the client prefers it, where the status code tells a
+request the server refused to run (a document that does not parse, validate or fit the limits,
+variables that do not coerce: 400) from one it ran (200, with ``data``, errors beside it);
+``application/json`` for ``*/*``, a missing ``Accept`` and legacy clients, where those requests are
+a 200 with ``errors`` and no ``data``. Nothing else is acceptable: 406.
+
+A request that is not a GraphQL request at all is a 4xx with a JSON ``{"errors": [{"message": ...}]}``
+in ``application/json``, whatever ``Accept`` says: malformed JSON, a body that is not an object,
+parameters of the wrong JSON types or no query (400), a body over ``max_body_bytes`` (413), a
+missing content type or one other than JSON (415). Nothing ever answers with a stack trace.
 
 Execution is synchronous and runs on the event loop's thread: on Lambda one request runs at a time
 anyway, and a store read is far shorter than a thread hand-off would cost.
@@ -33,20 +41,34 @@ from typing import Any, Protocol
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from efs_sqlite.accept import negotiate
 from efs_sqlite.errors import OperationNotAllowed
+from efs_sqlite.graphiql import ASSETS, ASSETS_PATH, PAGE
 from efs_sqlite.graphql import GraphQLAPI, Limits
+from efs_sqlite.graphql.api import request_error
 from efs_sqlite.model import INSURANCE, Model
 from efs_sqlite.store import ShardStore
 
-__all__ = ["DEBUG_HEADER", "MAX_BODY_BYTES", "Accounting", "create_app"]
+__all__ = ["DEBUG_HEADER", "GRAPHQL_RESPONSE", "JSON", "MAX_BODY_BYTES", "Accounting", "create_app"]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
 DEBUG_HEADER = "x-efs-ops"
+JSON = "application/json"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+#: What a GraphQL response may be sent as, the server's choice first: ``application/json``, which
+#: ``*/*`` and a missing ``Accept`` get, as the spec's audits want for legacy clients.
+RESPONSE_TYPES = (JSON, GRAPHQL_RESPONSE)
+#: A GET may also be a browser asking for the IDE.
+GET_TYPES = (*RESPONSE_TYPES, "text/html")
+#: The header value a GraphQL response is sent with, by media type (JSON is UTF-8 by definition,
+#: RFC 8259; the spec's own type names its charset).
+CONTENT_TYPES = {JSON: JSON, GRAPHQL_RESPONSE: f"{GRAPHQL_RESPONSE}; charset=utf-8"}
 
 
 class Accounting(Protocol):
@@ -97,10 +119,14 @@ def _payload_from_body(body: bytes) -> dict[str, Any]:
 
 def _payload_from_params(request: Request) -> dict[str, Any]:
     params = request.query_params
-    payload: dict[str, Any] = {"query": params.get("query"), "operationName": params.get("operationName")}
-    variables = params.get("variables")
-    if variables:
-        payload["variables"] = _json(variables, "the variables parameter")
+    # An empty optional parameter is as good as none (GraphQL over HTTP, GET).
+    payload: dict[str, Any] = {
+        "query": params.get("query"),
+        "operationName": params.get("operationName") or None,
+    }
+    for name in ("variables", "extensions"):
+        if value := params.get(name):
+            payload[name] = _json(value, f"the {name} parameter")
     return payload
 
 
@@ -117,8 +143,14 @@ def create_app(
         raise ValueError("max_body_bytes must be >= 1")
     api = GraphQLAPI(store, model, limits=limits)
 
-    def run(request: Request, payload: dict[str, Any], allow_mutations: bool) -> Response:
+    def run(request: Request, payload: dict[str, Any], media_type: str, allow_mutations: bool) -> Response:
         args = (payload.get("query"), payload.get("variables"), payload.get("operationName"))
+        extensions = payload.get("extensions")  # reserved for the server; this one reads none
+        problem = request_error(*args)
+        if problem is None and extensions is not None and not isinstance(extensions, dict):
+            problem = "extensions must be a JSON object"
+        if problem is not None:  # not a GraphQL request: no GraphQL response either
+            raise _ClientError(400, problem)
         try:
             if accounting is not None and request.headers.get(DEBUG_HEADER) == "1":
                 with accounting() as ops:
@@ -128,25 +160,39 @@ def create_app(
                 result = api.execute(*args, allow_mutations=allow_mutations)
         except OperationNotAllowed as exc:
             raise _ClientError(405, str(exc), {"Allow": "POST"}) from None
-        # No `data` means the request itself was at fault (GraphQL-over-HTTP: a 4xx).
-        return JSONResponse(result, status_code=200 if "data" in result else 400)
+        # No `data`: the request was refused before execution, which only the spec's own media
+        # type tells with a 4xx; a legacy client reads every GraphQL response from a 200.
+        refused = "data" not in result and media_type == GRAPHQL_RESPONSE
+        return JSONResponse(result, status_code=400 if refused else 200, media_type=CONTENT_TYPES[media_type])
+
+    def accepted(request: Request, offered: tuple[str, ...]) -> str:
+        media_type = negotiate(request.headers.get("accept"), offered)
+        if media_type is None:
+            raise _ClientError(406, f"this endpoint answers in {' or '.join(offered)}: none is acceptable")
+        return media_type
 
     async def graphql_post(request: Request) -> Response:
-        media_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if media_type != "application/json":
+        media_type = accepted(request, RESPONSE_TYPES)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != JSON:
             raise _ClientError(415, "send the request as Content-Type: application/json")
         payload = _payload_from_body(await _read_body(request, max_body_bytes))
-        return run(request, payload, allow_mutations=True)
+        return run(request, payload, media_type, allow_mutations=True)
 
     async def graphql_get(request: Request) -> Response:
-        return run(request, _payload_from_params(request), allow_mutations=False)
+        media_type = accepted(request, GET_TYPES)
+        if media_type not in RESPONSE_TYPES:
+            return HTMLResponse(PAGE)
+        return run(request, _payload_from_params(request), media_type, allow_mutations=False)
 
     async def graphql(request: Request) -> Response:
         handler = graphql_post if request.method == "POST" else graphql_get
         try:
-            return await handler(request)
+            response = await handler(request)
         except _ClientError as exc:
-            return _errors(exc.status, exc.message, exc.headers)
+            response = _errors(exc.status, exc.message, exc.headers)
+        response.headers["Vary"] = "Accept"  # one URL, several representations: caches must key on it
+        return response
 
     async def schema(request: Request) -> Response:
         return PlainTextResponse(api.sdl)
@@ -169,6 +215,7 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/schema.graphql", schema, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Mount(ASSETS_PATH, StaticFiles(directory=ASSETS), name="graphiql"),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )

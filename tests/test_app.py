@@ -16,22 +16,28 @@ from typing import Any
 import httpx
 import pytest
 
-from efs_sqlite.app import create_app
+from efs_sqlite.app import GRAPHQL_RESPONSE, JSON, create_app
 from efs_sqlite.efs_model import EFSModel
 from efs_sqlite.graphql import schema_sdl
 from efs_sqlite.store import ShardStore
 
+#: The Accept header the spec tells a client to send; and each media type's Content-Type.
+SPEC_ACCEPT = {"accept": f"{GRAPHQL_RESPONSE}, {JSON};q=0.9"}
+CONTENT_TYPE = {JSON: JSON, GRAPHQL_RESPONSE: f"{GRAPHQL_RESPONSE}; charset=utf-8"}
 QUERY = "query($id: ID!) { claim(id: $id) { claimIdentifier parties(first: 2) { totalCount } } }"
 CREATE_PARTY = 'mutation { createParty(input: {partyIdentifier: 5, timestamp: "2024-01-01"}) { id } }'
 
 
-def call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
+def call(app: Any, method: str, path: str, *, no_accept: bool = False, **kwargs: Any) -> httpx.Response:
     """One request to the ASGI app, in process; an exception the app re-raises after answering
-    (as Starlette does for a 500, so that servers log it) is left to the app, as a server would."""
+    (as Starlette does for a 500, so that servers log it) is left to the app, as a server would.
+    httpx sends ``Accept: */*`` unless ``no_accept``."""
 
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            if no_accept:
+                del client.headers["accept"]
             return await client.request(method, path, **kwargs)
 
     return asyncio.run(go())
@@ -42,9 +48,9 @@ def app(insurance: Any) -> Any:
     return create_app(insurance.store)
 
 
-def assert_json_error(response: httpx.Response, status: int, message: str) -> None:
+def assert_json_error(response: httpx.Response, status: int, message: str, media_type: str = JSON) -> None:
     assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-type"] == CONTENT_TYPE[media_type]
     body = response.json()
     assert "data" not in body
     assert message in body["errors"][0]["message"], body
@@ -80,6 +86,9 @@ def test_get_refuses_mutations(app: Any, insurance: Any) -> None:
     r = call(app, "GET", "/graphql", params={"query": mutation})
     assert_json_error(r, 405, "a mutation must be sent with POST")
     assert r.headers["allow"] == "POST"
+    r = call(app, "GET", "/graphql", params={"query": mutation}, headers=SPEC_ACCEPT)
+    assert_json_error(r, 405, "a mutation must be sent with POST")
+    assert r.headers["allow"] == "POST"
     assert insurance.graph.type_of(insurance.claim) == "Claim"
     r = call(app, "POST", "/graphql", json={"query": mutation})
     assert r.status_code == 200 and r.json() == {"data": {"deleteClaim": insurance.ids[insurance.claim]}}
@@ -100,23 +109,110 @@ def test_a_missing_node_is_a_graphql_error_in_a_200(app: Any) -> None:
         ({"content": b"\xff\xfe", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
         ({"json": ["query"]}, 400, "must be a JSON object"),
         ({"json": {"variables": {}}}, 400, "the request has no query"),
-        ({"json": {"query": "{ claim(id: 1) { nope } }"}}, 400, "Cannot query field 'nope'"),
-        ({"json": {"query": "{"}}, 400, "Syntax Error"),
         ({"json": {"query": "{ __typename }", "variables": "x"}}, 400, "variables must be a JSON object"),
         (
             {"content": b"query=x", "headers": {"content-type": "application/x-www-form-urlencoded"}},
             415,
             "application/json",
         ),
-        (
-            {"json": {"query": "{ " + " ".join(f"a{i}: __typename" for i in range(1001)) + " }"}},
-            400,
-            "the limit is 1000",
-        ),
     ],
 )
 def test_client_errors_are_4xx_json(app: Any, kwargs: dict[str, Any], status: int, message: str) -> None:
     assert_json_error(call(app, "POST", "/graphql", **kwargs), status, message)
+    # Not a GraphQL request, so no GraphQL response: the same answer whatever the client accepts.
+    kwargs = {**kwargs, "headers": {**kwargs.get("headers", {}), **SPEC_ACCEPT}}
+    assert_json_error(call(app, "POST", "/graphql", **kwargs), status, message)
+
+
+REFUSED = [
+    ("{ claim(id: 1) { nope } }", {}, "Cannot query field 'nope'"),
+    ("{", {}, "Syntax Error"),
+    ("{ " + " ".join(f"a{i}: __typename" for i in range(1001)) + " }", {}, "the limit is 1000"),
+    ("query($id: ID!) { claim(id: $id) { id } }", {"id": None}, "must not be null"),
+    ("query A { a: __typename } query B { b: __typename }", {}, "Must provide operation name"),
+]
+
+
+@pytest.mark.parametrize(("query", "variables", "message"), REFUSED)
+def test_refused_documents_are_400_in_the_spec_media_type(
+    app: Any, query: str, variables: dict[str, Any], message: str
+) -> None:
+    """A request the server refuses to run (parse, validation, limits, variables, no operation):
+    400 for a client that accepts the spec's media type, a 200 without ``data`` for a legacy one."""
+    body = {"query": query, "variables": variables}
+    for headers in (SPEC_ACCEPT, {"accept": GRAPHQL_RESPONSE}):
+        assert_json_error(
+            call(app, "POST", "/graphql", json=body, headers=headers), 400, message, GRAPHQL_RESPONSE
+        )
+    for headers in ({"accept": JSON}, {"accept": "*/*"}):
+        assert_json_error(call(app, "POST", "/graphql", json=body, headers=headers), 200, message)
+    assert_json_error(call(app, "POST", "/graphql", json=body, no_accept=True), 200, message)
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE),
+        (f"{GRAPHQL_RESPONSE}; charset=utf-8", GRAPHQL_RESPONSE),
+        (SPEC_ACCEPT["accept"], GRAPHQL_RESPONSE),
+        (f"{JSON};q=0.5, {GRAPHQL_RESPONSE}", GRAPHQL_RESPONSE),
+        (f"text/html, {GRAPHQL_RESPONSE};q=0.2, */*;q=0.1", GRAPHQL_RESPONSE),
+        (JSON, JSON),
+        (f"{GRAPHQL_RESPONSE};q=0.5, {JSON}", JSON),
+        (f"{JSON}, {GRAPHQL_RESPONSE}", JSON),
+        ("*/*", JSON),
+        ("application/*", JSON),
+        ("text/html, */*;q=0.8", JSON),
+        (f"*/*, {JSON};q=0", GRAPHQL_RESPONSE),
+    ],
+)
+def test_the_media_type_follows_accept(app: Any, accept: str, media_type: str) -> None:
+    r = call(app, "POST", "/graphql", json={"query": "{ __typename }"}, headers={"accept": accept})
+    assert r.status_code == 200 and r.json() == {"data": {"__typename": "Query"}}
+    assert r.headers["content-type"] == CONTENT_TYPE[media_type]
+    assert r.headers["vary"] == "Accept"
+    r = call(app, "GET", "/graphql", params={"query": "{ __typename }"}, headers={"accept": accept})
+    expected = "text/html; charset=utf-8" if "text/html" in accept else CONTENT_TYPE[media_type]
+    assert r.status_code == 200 and r.headers["content-type"] == expected  # a browser gets the IDE
+
+
+def test_no_accept_is_json(app: Any) -> None:
+    r = call(app, "POST", "/graphql", json={"query": "{ __typename }"}, no_accept=True)
+    assert "accept" not in r.request.headers
+    assert r.status_code == 200 and r.headers["content-type"] == JSON
+
+
+@pytest.mark.parametrize(
+    "accept", ["text/html", "image/png, text/plain", f"{JSON};q=0, {GRAPHQL_RESPONSE};q=0"]
+)
+def test_unacceptable_is_406(app: Any, accept: str) -> None:
+    r = call(app, "POST", "/graphql", json={"query": "{ __typename }"}, headers={"accept": accept})
+    assert_json_error(r, 406, "none is acceptable")
+    if "text/html" not in accept:  # a GET that accepts HTML gets the IDE
+        r = call(app, "GET", "/graphql", params={"query": "{ __typename }"}, headers={"accept": accept})
+        assert_json_error(r, 406, "none is acceptable")
+
+
+def test_a_post_without_a_content_type_is_415(app: Any) -> None:
+    r = call(app, "POST", "/graphql", content=json.dumps({"query": "{ __typename }"}).encode())
+    assert "content-type" not in r.request.headers
+    assert_json_error(r, 415, "Content-Type: application/json")
+
+
+def test_field_errors_are_200_with_data_in_either_media_type(app: Any) -> None:
+    body = {"query": '{ claim(id: "00000000009") { id } }'}
+    for accept, media_type in ((GRAPHQL_RESPONSE, GRAPHQL_RESPONSE), (JSON, JSON)):
+        r = call(app, "POST", "/graphql", json=body, headers={"accept": accept})
+        assert r.status_code == 200 and r.headers["content-type"] == CONTENT_TYPE[media_type]
+        assert r.json()["data"] == {"claim": None} and r.json()["errors"]
+
+
+def test_get_with_empty_optional_parameters(app: Any) -> None:
+    params = {"query": "{ __typename }", "operationName": "", "variables": "", "extensions": ""}
+    assert call(app, "GET", "/graphql", params=params).json() == {"data": {"__typename": "Query"}}
+    assert_json_error(
+        call(app, "GET", "/graphql", params={**params, "extensions": "[1]"}), 400, "extensions must be"
+    )
 
 
 def test_get_client_errors(app: Any) -> None:

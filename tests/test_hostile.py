@@ -8,6 +8,10 @@ and the shard files must be byte-for-byte unchanged (sha256 of every file under 
 One list of hostile requests, :data:`HOSTILE`, goes through each transport; ``@CLAIM@`` and
 ``@PARTY@`` in a request stand for the ids of real nodes of the ``insurance`` fixture, so the
 hostile part is the only thing wrong with it.
+
+Every request accepts the spec's media type, ``application/graphql-response+json``, where the
+status code tells a refused request from one that ran; a legacy client (``application/json``) gets
+the same answers, except that a refused request is a 200 (``test_legacy_clients_get_the_same_answers``).
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import httpx
 import pytest
 from test_app import server  # noqa: F401  (the fixture: `efs-sqlite serve` on 127.0.0.1)
 
-from efs_sqlite.app import MAX_BODY_BYTES, create_app
+from efs_sqlite.app import GRAPHQL_RESPONSE, MAX_BODY_BYTES, create_app
+from efs_sqlite.app import JSON as JSON_TYPE
 from efs_sqlite.aws.fakes import LambdaContext, function_url_event, import_handler
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/json"}
+ACCEPT = {"accept": GRAPHQL_RESPONSE}
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class Hostile:
     method: str = "POST"
     path: str = "/graphql"
     params: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=lambda: dict(JSON))
+    headers: dict[str, str] = field(default_factory=lambda: {**JSON, **ACCEPT})
     status: int = 200
 
     def bound(self, ids: dict[str, str]) -> Hostile:
@@ -66,7 +72,7 @@ def post(label: str, payload: Any, status: int = 200) -> Hostile:
 
 
 def raw(label: str, body: bytes, status: int = 400, **headers: str) -> Hostile:
-    return Hostile(label, body, headers={**JSON, **headers}, status=status)
+    return Hostile(label, body, headers={**JSON, **ACCEPT, **headers}, status=status)
 
 
 def query(label: str, text: str, status: int = 200, **extra: Any) -> Hostile:
@@ -74,7 +80,7 @@ def query(label: str, text: str, status: int = 200, **extra: Any) -> Hostile:
 
 
 def get(label: str, status: int = 200, **params: str) -> Hostile:
-    return Hostile(label, method="GET", params=params, headers={}, status=status)
+    return Hostile(label, method="GET", params=params, headers=dict(ACCEPT), status=status)
 
 
 def nested(levels: int) -> str:
@@ -322,7 +328,7 @@ HOSTILE: list[Hostile] = [
     raw("multipart", b"--x\r\n\r\n{}\r\n--x--", 415, **{"content-type": "multipart/form-data; boundary=x"}),
     Hostile("PUT", json.dumps({"query": "{ __typename }"}).encode(), method="PUT", status=405),
     Hostile("DELETE", method="DELETE", status=405),
-    Hostile("unknown route", method="GET", path="/nowhere", status=404, headers={}),
+    Hostile("unknown route", method="GET", path="/nowhere", status=404, headers=dict(ACCEPT)),
     # -- GET
     get("GET without a query", 400),
     get("GET mutation", 405, query='mutation { deleteClaim(id: "@CLAIM@") }'),
@@ -353,7 +359,8 @@ def check_answer(case: Hostile, status: int, content_type: str, text: str, root:
     assert status < 500, where
     if case.status != 200:
         assert status == case.status, where
-    assert content_type.split(";")[0] == "application/json", where
+    # The spec's media type for a GraphQL response; plain JSON for what is no GraphQL request.
+    assert content_type.split(";")[0] in (JSON_TYPE, GRAPHQL_RESPONSE), where
     assert not _TRACE.search(text), where
     assert str(root) not in text and str(ROOT) not in text, where
     body = json.loads(text)
@@ -391,6 +398,21 @@ def test_hostile_requests_through_the_app(insurance: Any) -> None:
         check_answer(case, r.status_code, r.headers.get("content-type", ""), r.text, insurance.root)
     assert checksums(insurance.root) == before
     print(f"\n{len(HOSTILE)} hostile requests through the app: none answered 5xx, files unchanged")
+
+
+def test_legacy_clients_get_the_same_answers(insurance: Any) -> None:
+    """Under ``Accept: application/json`` every answer is the same body in ``application/json``,
+    with the same status, except a refused GraphQL request: a 200 instead of a 4xx."""
+    app, ids = create_app(insurance.store), ids_of(insurance)
+    for case in HOSTILE:
+        case = case.bound(ids)
+        spec = in_process(app, case)
+        legacy = in_process(app, replace(case, headers={**case.headers, "accept": JSON_TYPE}))
+        where = f"{case.label}: {spec.status_code} {spec.text[:300]}"
+        assert legacy.headers["content-type"] == JSON_TYPE, where
+        refused = spec.headers["content-type"].startswith(GRAPHQL_RESPONSE) and spec.status_code != 200
+        assert legacy.status_code == (200 if refused else spec.status_code), where
+        assert legacy.json() == spec.json(), where
 
 
 def test_hostile_requests_through_a_real_server(server: str, insurance: Any) -> None:  # noqa: F811

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from efs_sqlite.app import GRAPHQL_RESPONSE, JSON
 from efs_sqlite.aws.fakes import LambdaContext, function_url_event, import_handler
 
 QUERY = "query($id: ID!) { claim(id: $id) { claimIdentifier timestamp parties(first: 2) { totalCount } } }"
@@ -57,11 +58,16 @@ def http_api_event(
 
 
 def rest_api_event(
-    body: str | None = None, *, method: str, query: Mapping[str, str] | None = None
+    body: str | None = None,
+    *,
+    method: str,
+    query: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway REST API proxy invocation (payload format 1.0, stage ``prod``)."""
     headers = {
         "Accept": "application/json",
+        **{k.title(): v for k, v in (headers or {}).items()},  # API Gateway's spelling: Accept
         "Content-Type": "application/json",
         "Host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
         "User-Agent": "python-httpx/0.28.1",
@@ -112,7 +118,9 @@ def rest_api_event(
 
 def invoke(lam: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     response = lam.handler(event, LambdaContext("efs-sqlite-graphql"))
-    assert response["headers"]["content-type"].startswith("application/json")
+    accept = {k.lower(): v for k, v in event["headers"].items()}.get("accept", "")
+    media_type = GRAPHQL_RESPONSE if accept.startswith(GRAPHQL_RESPONSE) else JSON
+    assert response["headers"]["content-type"].startswith(media_type)
     body = base64.b64decode(response["body"]) if response["isBase64Encoded"] else response["body"].encode()
     return response["statusCode"], json.loads(body)
 
@@ -146,10 +154,12 @@ def test_base64_encoded_body(lam: ModuleType, insurance: Any) -> None:
 def test_client_errors(lam: ModuleType, make: Any) -> None:
     status, body = invoke(lam, make("{not json", method="POST"))
     assert status == 400 and "not valid JSON" in body["errors"][0]["message"]
-    status, body = invoke(
-        lam, make(json.dumps({"query": "{ " + "a { " * 6 + "b" + " }" * 6 + " }"}), method="POST")
-    )
+    invalid = json.dumps({"query": "{ " + "a { " * 6 + "b" + " }" * 6 + " }"})
+    status, body = invoke(lam, make(invalid, method="POST", headers={"accept": GRAPHQL_RESPONSE}))
     assert status == 400 and "Cannot query field 'a'" in body["errors"][0]["message"]
+    # A legacy client (application/json, the default) reads the same errors from a 200.
+    status, body = invoke(lam, make(invalid, method="POST"))
+    assert status == 200 and "Cannot query field 'a'" in body["errors"][0]["message"] and "data" not in body
     oversized = json.dumps({"query": "{ __typename }", "variables": {"pad": "x" * 1_000_000}})
     status, body = invoke(lam, make(oversized, method="POST"))
     assert status == 413 and "over the limit" in body["errors"][0]["message"]

@@ -26,7 +26,7 @@ from efs_sqlite.graphql.schema import build_schema
 from efs_sqlite.model import INSURANCE, Model
 from efs_sqlite.store import ShardStore, is_network_filesystem
 
-__all__ = ["GraphQLAPI"]
+__all__ = ["GraphQLAPI", "request_error"]
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,13 @@ class GraphQLAPI:
         """Run one GraphQL request; return the response as a JSON-ready dict.
 
         A response without ``data`` means the request itself was at fault (bad JSON types, a
-        syntax or validation error, a limit, bad variables): HTTP answers it with a 4xx. Raises
+        syntax or validation error, a limit, bad variables): HTTP answers it with a 4xx in the
+        spec's media type, ``application/graphql-response+json``. Raises
         :class:`OperationNotAllowed` for a mutation when ``allow_mutations`` is false.
         """
-        if not isinstance(query, str) or not query.strip():
-            return _request_error("the request has no query (a non-empty string)")
-        if variables is not None and not isinstance(variables, dict):
-            return _request_error("variables must be a JSON object")
-        if operation_name is not None and not isinstance(operation_name, str):
-            return _request_error("operationName must be a string")
+        problem = request_error(query, variables, operation_name)
+        if problem is not None:
+            return {"errors": [{"message": problem}]}
         prepared = self._documents.get(query)
         if prepared.errors:
             return {"errors": [e.formatted for e in prepared.errors]}
@@ -138,8 +136,20 @@ class GraphQLAPI:
         return response
 
 
-def _request_error(message: str) -> dict[str, Any]:
-    return {"errors": [{"message": message}]}
+def request_error(query: Any, variables: Any = None, operation_name: Any = None) -> str | None:
+    """Why the parameters are not a well-formed GraphQL request (JSON of the wrong types, no
+    query), or ``None``. Well-formed, the query may still fail to parse or validate.
+
+    >>> request_error("{ __typename }"), request_error(" "), request_error("{ a }", [1])
+    (None, 'the request has no query (a non-empty string)', 'variables must be a JSON object')
+    """
+    if not isinstance(query, str) or not query.strip():
+        return "the request has no query (a non-empty string)"
+    if variables is not None and not isinstance(variables, dict):
+        return "variables must be a JSON object"
+    if operation_name is not None and not isinstance(operation_name, str):
+        return "operationName must be a string"
+    return None
 
 
 def _client_error(error: GraphQLError) -> dict[str, Any]:

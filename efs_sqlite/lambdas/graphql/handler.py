@@ -13,11 +13,14 @@ import os
 
 from mangum import Mangum
 
-from efs_sqlite.app import create_app
+from efs_sqlite.app import GRAPHQL_RESPONSE, create_app
 from efs_sqlite.store import ShardStore
 
 MOUNT_PATH = os.environ.get("MOUNT_PATH", "/mnt/efs-sqlite")
 
 store = ShardStore(MOUNT_PATH, create=False)
 app = create_app(store)
-handler = Mangum(app, lifespan="off")
+# Bodies of these types go back as text, the rest base64-encoded: Mangum's own list, which lacks
+# the GraphQL-over-HTTP media type.
+TEXT_TYPES = ["text/", "application/json", "application/javascript", "application/xml", GRAPHQL_RESPONSE]
+handler = Mangum(app, lifespan="off", text_mime_types=TEXT_TYPES)
