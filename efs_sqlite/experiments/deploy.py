@@ -44,7 +44,8 @@ class LocalServer:
         request = urllib.request.Request(
             f"{self.url}/graphql",
             json.dumps({"query": query, "variables": dict(variables or {})}).encode(),
-            {"content-type": "application/json"},
+            # The GraphQL-over-HTTP media type first, as the spec recommends: a refused query is a 400.
+            {"content-type": "application/json", "accept": _ACCEPT},
         )
         start = time.perf_counter()
         try:
@@ -58,6 +59,9 @@ class LocalServer:
         """The body of ``GET <path>`` (e.g. ``/schema.graphql``) as text."""
         with urllib.request.urlopen(f"{self.url}{path}", timeout=timeout_s) as r:
             return r.read().decode()
+
+
+_ACCEPT = "application/graphql-response+json, application/json;q=0.9"
 
 
 def _free_port() -> int:
