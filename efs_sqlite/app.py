@@ -14,6 +14,11 @@ content type other than JSON (415), a document that does not parse, validate or 
 (400). Errors while executing a valid request are GraphQL errors in a 200 response, next to the
 data that could be read. Nothing ever answers with a stack trace.
 
+A request can be given a deadline (``deadline``: on Lambda, :func:`lambda_deadline`, the
+invocation's remaining time minus a margin): if it runs out waiting for a lock, or before a write,
+having written nothing, the answer is ``503`` with ``Retry-After``, and no lock is left held —
+instead of Lambda killing the process mid-commit at its timeout.
+
 Execution is synchronous and runs on the event loop's thread: on Lambda one request runs at a time
 anyway, and a store read is far shorter than a thread hand-off would cost.
 
@@ -28,6 +33,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -35,18 +41,55 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
-from efs_sqlite.errors import OperationNotAllowed
+from efs_sqlite.deadline import Deadline
+from efs_sqlite.errors import DeadlineExceeded, OperationNotAllowed
 from efs_sqlite.graphql import GraphQLAPI, Limits
 from efs_sqlite.model import INSURANCE, Model
 from efs_sqlite.store import ShardStore
 
-__all__ = ["DEBUG_HEADER", "MAX_BODY_BYTES", "Accounting", "create_app"]
+__all__ = [
+    "DEBUG_HEADER",
+    "LAMBDA_MARGIN_S",
+    "MAX_BODY_BYTES",
+    "Accounting",
+    "DeadlineOf",
+    "create_app",
+    "lambda_deadline",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
 DEBUG_HEADER = "x-efs-ops"
+#: Time kept back from a Lambda invocation's remaining time: a commit that began just before the
+#: deadline, and the answer, fit in it (a grouped commit is tens of milliseconds on EFS).
+LAMBDA_MARGIN_S = 1.0
+
+#: A request's deadline, from its ASGI scope; ``None``: no deadline.
+DeadlineOf = Callable[[Scope], Deadline | None]
+
+
+def lambda_deadline(margin_s: float = LAMBDA_MARGIN_S) -> DeadlineOf:
+    """Deadlines from the Lambda context that Mangum puts in the scope (``aws.context``): the
+    invocation's remaining time less ``margin_s``; ``None`` outside Lambda.
+
+    >>> from efs_sqlite.aws.fakes import LambdaContext
+    >>> of = lambda_deadline(1.0)
+    >>> 28.9 < of({"aws.context": LambdaContext(remaining_ms=30_000)}).remaining() <= 29.0
+    True
+    >>> of({}) is None
+    True
+    """
+
+    def deadline(scope: Scope) -> Deadline | None:
+        context = scope.get("aws.context")
+        if context is None:
+            return None
+        return Deadline.after(context.get_remaining_time_in_millis() / 1000 - margin_s)
+
+    return deadline
 
 
 class Accounting(Protocol):
@@ -111,23 +154,33 @@ def create_app(
     limits: Limits | None = None,
     accounting: Callable[[], contextlib.AbstractContextManager[Accounting]] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    deadline: DeadlineOf | None = None,
 ) -> Starlette:
-    """The app over ``store``; its :class:`~efs_sqlite.graphql.GraphQLAPI` is ``app.state.api``."""
+    """The app over ``store``; its :class:`~efs_sqlite.graphql.GraphQLAPI` is ``app.state.api``.
+    ``deadline`` gives each request its deadline (see :func:`lambda_deadline`)."""
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be >= 1")
     api = GraphQLAPI(store, model, limits=limits)
 
     def run(request: Request, payload: dict[str, Any], allow_mutations: bool) -> Response:
         args = (payload.get("query"), payload.get("variables"), payload.get("operationName"))
+        execute = partial(
+            api.execute,
+            *args,
+            allow_mutations=allow_mutations,
+            deadline=None if deadline is None else deadline(request.scope),
+        )
         try:
             if accounting is not None and request.headers.get(DEBUG_HEADER) == "1":
                 with accounting() as ops:
-                    result = api.execute(*args, allow_mutations=allow_mutations)
+                    result = execute()
                 result.setdefault("extensions", {})["ops"] = ops.as_dict()
             else:
-                result = api.execute(*args, allow_mutations=allow_mutations)
+                result = execute()
         except OperationNotAllowed as exc:
             raise _ClientError(405, str(exc), {"Allow": "POST"}) from None
+        except DeadlineExceeded as exc:
+            raise _ClientError(503, str(exc), {"Retry-After": str(exc.retry_after)}) from None
         # No `data` means the request itself was at fault (GraphQL-over-HTTP: a 4xx).
         return JSONResponse(result, status_code=200 if "data" in result else 400)
 

@@ -24,7 +24,7 @@ ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 #: graphql -> app -> the Lambda handlers (``efs_sqlite.lambdas``).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("uid", "kinds"),
+    ("uid", "kinds", "deadline", "lock_quota"),
     ("model",),
     ("hooks", "store", "efs_model"),
     ("graph", "data", "costs"),
@@ -195,7 +195,19 @@ def test_the_checker_reads_subpackages_lazy_imports_and_cycles(tmp_path: Path) -
     unplaced = [p for p in problems if p.endswith("is in LAYERS but no module has that name")]
     assert unplaced == [
         f"{name!r} is in LAYERS but no module has that name"
-        for name in ("cli", "costs", "efs_model", "hooks", "kinds", "lambdas", "loader", "model", "uid")
+        for name in (
+            "cli",
+            "costs",
+            "deadline",
+            "efs_model",
+            "hooks",
+            "kinds",
+            "lambdas",
+            "loader",
+            "lock_quota",
+            "model",
+            "uid",
+        )
     ]
     expected = [
         "efs_sqlite.shiny is not in the layer table",

@@ -4,7 +4,8 @@ Everything is built at import, during the Lambda init phase, and reused by every
 of the execution environment: the store (whose SQLite connections stay open), the schema and the
 document cache. The store's root is the EFS mount, ``MOUNT_PATH`` (default ``/mnt/efs-sqlite``);
 it must exist, so a missing mount fails the init with a clear error instead of serving an empty
-store.
+store. Each request's deadline is the invocation's remaining time less a margin
+(:func:`~efs_sqlite.app.lambda_deadline`): a request that would outlast it answers 503.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import os
 
 from mangum import Mangum
 
-from efs_sqlite.app import create_app
+from efs_sqlite.app import create_app, lambda_deadline
 from efs_sqlite.store import ShardStore
 
 MOUNT_PATH = os.environ.get("MOUNT_PATH", "/mnt/efs-sqlite")
 
 store = ShardStore(MOUNT_PATH, create=False)
-app = create_app(store)
+app = create_app(store, deadline=lambda_deadline())
 handler = Mangum(app, lifespan="off")
