@@ -583,13 +583,20 @@ class ShardStore:
             self._all_lock = threading.Lock()
         return self._local
 
-    def _open(self, path: Path, create: bool) -> apsw.Connection:
+    def _open(self, path: Path, create: bool, wait: bool = True) -> apsw.Connection:
+        """A new connection to ``path``; its pragmas, which may need a lock, wait only if ``wait``."""
         flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
         # Reads prepare one statement per number of ids (up to _INLINE_IDS) and kind of read:
         # apsw's default cache of 100 prepared statements would evict some of them.
         conn = apsw.Connection(str(path), flags=flags, vfs=self.vfs or None, statementcachesize=256)
-        self._set_waiting(conn, True)
-        self._pragmas(conn, "main")
+        self._set_waiting(conn, wait)
+        try:
+            self._pragmas(conn, "main")
+        except BaseException:
+            conn.close(True)
+            raise
+        if not wait:
+            self._set_waiting(conn, True)
         with self._all_lock:
             self._all.append(conn)
         return conn
@@ -628,8 +635,9 @@ class ShardStore:
             f"PRAGMA {schema}.synchronous={self.synchronous}"
         ).fetchall()
 
-    def _conn(self, shard: str, *, create: bool) -> apsw.Connection | None:
-        """This thread's connection to ``shard``; ``None`` if it does not exist and not ``create``."""
+    def _conn(self, shard: str, *, create: bool, wait: bool = True) -> apsw.Connection | None:
+        """This thread's connection to ``shard``; ``None`` if it does not exist and not ``create``.
+        Without ``wait``, opening it raises :class:`StoreBusy` at once if it needs a lock that is taken."""
         st = self._state()
         # Only names that passed path() are cached; anything else (even unhashable) goes there to fail.
         conn = st.conns.get(shard) if isinstance(shard, str) else None
@@ -638,7 +646,7 @@ class ShardStore:
             if not create and not path.exists():
                 return None
             with _busy(self, shard):
-                conn = self._open(path, create)
+                conn = self._open(path, create, wait)
             st.conns[shard] = conn
         if create and shard not in st.ready:
             with _busy(self, shard), conn:  # both tables in one commit: half the round trips on EFS
@@ -763,14 +771,16 @@ class ShardStore:
         held = False
         reading = st.reading = {} if st.reading is None else st.reading
         try:
-            conn = self._conn(shard, create=False)
+            conn = self._conn(shard, create=False, wait=wait)
             if conn is None:
                 reading[shard] = None
-            else:
-                held = self._begin(conn, shard, wait)
-                if held:
-                    reading[shard] = conn
+            elif self._begin(conn, shard, wait):
+                reading[shard] = conn
             held = shard in reading
+        except StoreBusy:
+            if wait:
+                raise
+            # Opening it (cold) needed a lock another connection holds: not held, as when busy.
         finally:
             if not held and not reading:  # holds nothing: the thread is left as it was
                 st.reading = None
