@@ -39,7 +39,9 @@ Grouped writes
 :meth:`ShardStore.write` groups writes to several shards into one commit through ``ATTACH`` and
 SQLite's super-journal: after a crash at any point all of the group is visible or none of it.
 SQLite uses no super-journal in WAL mode, so there a group is atomic per shard only (one more
-reason WAL is for local experiments).
+reason WAL is for local experiments). A process killed while it wrote the super-journal
+(``<main shard>.sqlite-mj<hex>``) leaves it behind with no journal naming it, which SQLite never
+removes: :meth:`ShardStore.sweep_super_journals` does, safely (the GraphQL Lambda sweeps at init).
 
 >>> import tempfile
 >>> store = ShardStore(tempfile.mkdtemp())
@@ -318,6 +320,37 @@ def _refused(kind: str, values: Sequence[Any]) -> None:
     for value in values:
         if value is not None and not form.fits(value):
             raise TypeError(f"a stored {kind} value is {form.form} or None, not {value!r:.60}")
+
+
+#: The last 8 bytes of a rollback journal that names a super-journal (SQLite's aJournalMagic).
+_JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
+
+
+def _super_journal_of(journal: Path) -> str | None:
+    """The file name of the super-journal a hot rollback journal names, or None (it names none, is
+    gone, or is not hot). SQLite ends such a journal with the name, its length and checksum (4 bytes
+    each, big-endian) and the journal magic, and reads it back the same way (pager.c,
+    readSuperJournal). A journal whose first byte is 0 is not hot (its header was never synced, so
+    its transaction never reached the database file): SQLite never rolls back from it (pager.c,
+    hasHotJournal), so the super-journal it names decides nothing."""
+    try:
+        with open(journal, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(0)
+            if size < 16 or fh.read(1) == b"\0":
+                return None
+            fh.seek(size - 16)
+            tail = fh.read(16)
+            length, checksum = int.from_bytes(tail[:4], "big"), int.from_bytes(tail[4:8], "big")
+            if tail[8:] != _JOURNAL_MAGIC or not 0 < length <= size - 16:
+                return None
+            fh.seek(size - 16 - length)
+            name = fh.read(length)
+    except FileNotFoundError:
+        return None
+    if sum(name) & 0xFFFFFFFF != checksum:
+        return None
+    return Path(name.rstrip(b"\0").decode(errors="replace")).name
 
 
 def _decode(value: Any, kind: int) -> Any:
@@ -1364,6 +1397,60 @@ class ShardStore:
             if conn is not None:
                 with _busy(self, name):
                     conn.execute("VACUUM")
+
+    def sweep_super_journals(self) -> list[str]:
+        """Remove the super-journals no hot rollback journal names; return their file names.
+
+        A grouped write's super-journal (``<main>.sqlite-mj<hex>``) decides, while any journal of
+        the group names it, that the group rolls back: removing it then would make a half-written
+        group look committed. So, for each one: take the RESERVED lock of its main shard without
+        waiting (a live writer of the group holds it until its commit ends: then skip it); that
+        lock rolls back the main shard's hot journal. Then roll back the hot journals of the other
+        shards that name it (a read does, each lock taken without waiting: SQLite removes the
+        super-journal itself once the last is done), and remove it only if no journal names it.
+        """
+        swept = []
+        for leftover in sorted(self.root.glob("*.sqlite-mj*")):
+            main = leftover.name.split(".sqlite-mj")[0]
+            if not SHARD_NAME.match(main):
+                continue
+            with self._probe(main, "BEGIN IMMEDIATE") as held:
+                if not held:
+                    continue
+                journals = self.root.glob("*.sqlite-journal")
+                for journal in [j for j in journals if _super_journal_of(j) == leftover.name]:
+                    with self._probe(journal.name.removesuffix(".sqlite-journal"), "BEGIN"):
+                        pass  # the read's lock rolled the hot journal back (or it was busy)
+                journals = self.root.glob("*.sqlite-journal")
+                if leftover.exists() and all(_super_journal_of(j) != leftover.name for j in journals):
+                    leftover.unlink(missing_ok=True)
+                    swept.append(leftover.name)
+        return swept
+
+    @contextlib.contextmanager
+    def _probe(self, shard: str, begin: str) -> Iterator[bool]:
+        """A connection of its own to ``shard`` in a transaction (``begin``) whose lock is taken
+        without waiting (which rolls back a hot journal): True while held, False if it was busy."""
+        try:
+            conn = self._open(self.path(shard), create=False, wait=False)
+        except (apsw.BusyError, apsw.CantOpenError):
+            yield False
+            return
+        self._set_waiting(conn, False)
+        try:
+            try:
+                conn.execute(begin)
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            except apsw.BusyError:
+                held = False
+            else:
+                held = True
+            yield held
+        finally:
+            with contextlib.suppress(apsw.Error):
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+            self._close(conn)
 
     def clear(self, confirm: str) -> int:
         """Delete every shard file. ``confirm`` must equal the root folder's name."""

@@ -5,7 +5,9 @@ of the execution environment: the store (whose SQLite connections stay open), th
 document cache. The store's root is the EFS mount, ``MOUNT_PATH`` (default ``/mnt/efs-sqlite``);
 it must exist, so a missing mount fails the init with a clear error instead of serving an empty
 store. Each request's deadline is the invocation's remaining time less a margin
-(:func:`~efs_sqlite.app.lambda_deadline`): a request that would outlast it answers 503.
+(:func:`~efs_sqlite.app.lambda_deadline`): a request that would outlast it answers 503. The init
+also sweeps the super-journals that an environment killed mid-commit left behind
+(:meth:`~efs_sqlite.store.ShardStore.sweep_super_journals`).
 """
 
 from __future__ import annotations
@@ -20,5 +22,7 @@ from efs_sqlite.store import ShardStore
 MOUNT_PATH = os.environ.get("MOUNT_PATH", "/mnt/efs-sqlite")
 
 store = ShardStore(MOUNT_PATH, create=False)
+# An environment killed mid-commit (at its timeout) may have left a super-journal no journal names.
+store.sweep_super_journals()
 app = create_app(store, deadline=lambda_deadline())
 handler = Mangum(app, lifespan="off")
