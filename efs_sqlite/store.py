@@ -636,7 +636,7 @@ class ShardStore:
 
     def _set_waiting(self, conn: apsw.Connection, wait: bool) -> None:
         """Give ``conn`` the jittered busy wait (``wait``, and a busy timeout above 0), or none."""
-        conn.setbusyhandler(self._busy_handler() if wait and self.busy_timeout_ms else None)
+        conn.set_busy_handler(self._busy_handler() if wait and self.busy_timeout_ms else None)
 
     def _busy_handler(self) -> Callable[[int], bool]:
         """SQLite's busy handler for one connection: called with the number of tries so far while
