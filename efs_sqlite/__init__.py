@@ -27,14 +27,17 @@ from efs_sqlite.costs import (
     max_requests_per_second,
     monthly_storage_cost,
 )
+from efs_sqlite.deadline import Deadline
 from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, Fault, LatencyProfile, Ops
 from efs_sqlite.errors import (
     AwsError,
     BuildError,
     DataSetError,
+    DeadlineExceeded,
     DeployError,
     EfsSqliteError,
     LoadError,
+    LockQuotaExceeded,
     NodeNotFound,
     OperationNotAllowed,
     RecordError,
@@ -46,6 +49,7 @@ from efs_sqlite.errors import (
     VerifyError,
 )
 from efs_sqlite.hooks import StoreHook, StoreOp
+from efs_sqlite.lock_quota import LockQuota
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
 from efs_sqlite.store import (
     Ref,
@@ -114,9 +118,11 @@ __all__ = [
     "AwsError",
     "BuildError",
     "DataSetError",
+    "DeadlineExceeded",
     "DeployError",
     "EfsSqliteError",
     "LoadError",
+    "LockQuotaExceeded",
     "NodeNotFound",
     "OperationNotAllowed",
     "RecordError",
@@ -138,11 +144,13 @@ __all__ = [
     "PROFILES",
     "TYPE_SHARD",
     "Cost",
+    "Deadline",
     "EFSModel",
     "Fault",
     "Field",
     "Generator",
     "LatencyProfile",
+    "LockQuota",
     "Model",
     "NodeType",
     "Ops",

@@ -226,7 +226,8 @@ def test_a_grouped_write_past_a_configured_quota_is_refused_and_writes_nothing(t
     assert issubclass(LockQuotaExceeded, StoreError)
 
 
-def test_deploy_refuses_a_reserved_concurrency_past_the_per_file_quota() -> None:
+def test_deploy_refuses_a_reserved_concurrency_past_the_per_file_quota(capsys: Any) -> None:
     from efs_sqlite.cli import main
 
     assert main(["deploy", "--stack", "demo", "--reserved-concurrency", "171", "--dry-run"]) == 1
+    assert "reserved concurrency: 171 processes, but at most 170" in capsys.readouterr().err
