@@ -3,12 +3,13 @@ under a bounded mixed load over HTTP for a fixed time.
 
 Each client thread sends one request at a time (so the load is bounded by the number of clients)
 to a server picked at random: reads of its claim with a page of its parties, creates of parties
-that reference the claim, list edits of the claim's parties, updates, and deletes of parties no
-list was ever asked to hold. A client owns the nodes it made, so it knows what each acknowledged
-write left. Afterwards, with every server stopped: no acknowledged write is lost,
-``integrity_check`` is ok on every shard, every reference an acknowledged write created resolves
-and every list entry points at an existing node of its type. Latency p50/p99 and errors by kind
-are printed.
+and of transactions that reference the claim, list edits of the claim's parties, updates, and
+deletes of parties no list was ever asked to hold. A client owns the nodes it made, so it knows
+what each acknowledged write left. Afterwards, with every server stopped: no acknowledged write is
+lost, ``integrity_check`` is ok on every shard, every reference an acknowledged write created
+resolves and every list entry points at an existing node of its type. (What the checks read does
+not depend on whether mutations also keep the inverse side of a reference: the claim's
+transactions, a party's claims.) Latency p50/p99 and errors by kind are printed.
 
 The CI runs 3 servers and 4 clients for 3 s (``slow``); ``pytest -m long tests/test_soak.py``
 runs 4 servers and 8 clients for 60 s.
@@ -139,6 +140,7 @@ class Client:
         self.rng = random.Random(seed)
         self.http = httpx.Client(timeout=60)
         self.parties: list[Party] = []
+        self.transactions: list[int] = []
         self.claim = 0
         self.in_list: dict[int, bool | None] = {}  # party -> in the claim's list (None: unknown)
         self.counter = itertools.count(slot * 1_000_000 + 1)  # identifiers no other client uses
@@ -185,12 +187,21 @@ class Client:
                 f'{{ claim(id: "{claim}") {{ claimIdentifier parties(first: 10) {{ totalCount '
                 "edges { node { partyIdentifier } } } } }",
             )
+        elif (op == "create" and self.rng.random() < 0.3) and self.parties:
+            identifier = next(self.counter)
+            data = self.post(
+                "create",
+                f'mutation {{ createTransaction(input: {{financialTransactionIdentifier: "FT-{identifier}", '
+                f'timestamp: "{STAMP}", claim: "{claim}", amount: "1.50"}}) {{ id }} }}',
+            )
+            if data:
+                self.transactions.append(decode(data["createTransaction"]["id"]))
         elif op == "create" or not self.parties:
             identifier = next(self.counter)
             data = self.post(
                 "create",
-                f"mutation {{ createParty(input: {{partyIdentifier: {identifier}, timestamp: "
-                f'"{STAMP}", claims: ["{claim}"]}}) {{ id }} }}',
+                f"mutation {{ createParty(input: {{partyIdentifier: {identifier}, "
+                f'timestamp: "{STAMP}"}}) {{ id }} }}',
             )
             if data:
                 self.parties.append(Party(decode(data["createParty"]["id"]), {identifier}))
@@ -255,10 +266,13 @@ def verify(root: Path, clients: list[Client]) -> dict[str, int]:
                     continue
                 assert node is not None, f"party {party.uid}: acknowledged create lost"
                 assert node["identifier"] in party.identifiers, f"party {party.uid}: acknowledged update lost"
-                # The reference its create wrote resolves.
-                claims = store.list_page("party_claims", party.uid)
-                assert claims == [client.claim] and store.get(TYPE_SHARD, client.claim) == "Claim"
                 checked["parties"] += 1
+            for uid in client.transactions:
+                # The reference its create wrote resolves.
+                node = graph.get_node(uid, "Transaction")
+                assert node is not None, f"transaction {uid}: acknowledged create lost"
+                assert node["claim"] == client.claim and store.get(TYPE_SHARD, node["claim"]) == "Claim"
+                checked["transactions"] += 1
             listed = store.list_page("claim_parties", client.claim, 0, 100_000)
             for uid, member in client.in_list.items():
                 if member is not None:
