@@ -51,6 +51,8 @@ class Sizes:
     efs_repeats: int = 3
     cold_processes: int = 15
     kv_keys: int = 10_000
+    writer_ops: int = 200
+    writer_repeats: int = 3
     full: bool = False
 
 
@@ -73,6 +75,8 @@ QUICK = Sizes(
     efs_repeats=1,
     cold_processes=2,
     kv_keys=300,
+    writer_ops=10,
+    writer_repeats=1,
 )
 DEFAULT = Sizes()
 FULL = dataclasses.replace(DEFAULT, loader_scale="default", loader_repeats=3, full=True)
@@ -384,6 +388,53 @@ def diskcache_section(s: Sizes) -> tuple[dict[str, Any], list[Row]]:
     return r, rows
 
 
+def writers_section(s: Sizes) -> tuple[dict[str, Any], list[Row]]:
+    from benchmarks import bench_writers
+
+    r = bench_writers.bench_writers(ops=s.writer_ops, repeats=s.writer_repeats)
+    ours, default = r["store"], r["sqlite"]
+    baseline = "SQLite's busy timeout (raw apsw)"
+    note = (
+        f"{r['writers']} processes x {r['ops']:,} one-row upserts to one shard, all at once, 1 ms apart; "
+        f"local disk, synchronous=FULL; the run of median throughput of {r['repeats']}; every write of "
+        "every writer completed in both."
+    )
+    rows = [
+        row(
+            "writers",
+            f"{r['writers']} writer processes on one shard, jittered busy wait",
+            ours["writes_per_s"],
+            "writes/s",
+            higher_is_better=True,
+            baseline=(baseline, default["writes_per_s"]),
+            note=note,
+        ),
+        row(
+            "writers",
+            "longest wait of one write",
+            ours["longest_wait_ms"],
+            "ms",
+            higher_is_better=False,
+            value_range=(ours["p50_wait_ms"], ours["longest_wait_ms_max"]),
+            baseline=(baseline, default["longest_wait_ms"]),
+            targets=[Target("value", "<=", 1000.0, "<= 1 s: no writer starves")],
+            note=f"p50 {ours['p50_wait_ms']:.1f} ms, p99 {ours['p99_wait_ms']:.0f} ms "
+            f"(baseline: p50 {default['p50_wait_ms']:.1f}, p99 {default['p99_wait_ms']:.0f}); the range is "
+            "p50 to the longest over all repeats.",
+        ),
+        row(
+            "writers",
+            "slowest writer's time over the fastest's",
+            ours["slowest_over_fastest"],
+            "x",
+            higher_is_better=False,
+            baseline=(baseline, default["slowest_over_fastest"]),
+            note="1 when every writer keeps pace; a starved writer makes it large.",
+        ),
+    ]
+    return r, rows
+
+
 SECTIONS: dict[str, Callable[[Sizes], tuple[dict[str, Any], list[Row]]]] = {
     "uid": uid_section,
     "store": store_section,
@@ -392,6 +443,7 @@ SECTIONS: dict[str, Callable[[Sizes], tuple[dict[str, Any], list[Row]]]] = {
     "efs": efs_section,
     "cold_start": cold_start_section,
     "diskcache": diskcache_section,
+    "writers": writers_section,
 }
 
 

@@ -27,9 +27,11 @@ from efs_sqlite.costs import (
     max_requests_per_second,
     monthly_storage_cost,
 )
+from efs_sqlite.deadline import Deadline
 from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, Fault, LatencyProfile, Ops
 from efs_sqlite.errors import *  # noqa: F403 (the whole error tree, as errors.__all__ lists it)
 from efs_sqlite.hooks import StoreHook, StoreOp
+from efs_sqlite.lock_quota import LockQuota
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
 from efs_sqlite.store import (
     Ref,
@@ -108,11 +110,13 @@ __all__ = [
     "PROFILES",
     "TYPE_SHARD",
     "Cost",
+    "Deadline",
     "EFSModel",
     "Fault",
     "Field",
     "Generator",
     "LatencyProfile",
+    "LockQuota",
     "Model",
     "NodeType",
     "Ops",

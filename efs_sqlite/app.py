@@ -22,6 +22,11 @@ in ``application/json``, whatever ``Accept`` says: malformed JSON, a body that i
 parameters of the wrong JSON types or no query (400), a body over ``max_body_bytes`` (413), a
 missing content type or one other than JSON (415). Nothing ever answers with a stack trace.
 
+A request can be given a deadline (``deadline``: on Lambda, :func:`lambda_deadline`, the
+invocation's remaining time minus a margin): if it runs out waiting for a lock, or before a write,
+having written nothing, the answer is ``503`` with ``Retry-After``, and no lock is left held —
+instead of Lambda killing the process mid-commit at its timeout.
+
 Execution is synchronous and runs on the event loop's thread: on Lambda one request runs at a time
 anyway, and a store read is far shorter than a thread hand-off would cost.
 
@@ -36,6 +41,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -44,16 +50,28 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from efs_sqlite.accept import negotiate
-from efs_sqlite.errors import OperationNotAllowed
+from efs_sqlite.deadline import Deadline
+from efs_sqlite.errors import DeadlineExceeded, OperationNotAllowed
 from efs_sqlite.graphiql import ASSETS, ASSETS_PATH, PAGE
 from efs_sqlite.graphql import GraphQLAPI, Limits
 from efs_sqlite.graphql.api import request_error
 from efs_sqlite.model import INSURANCE, Model
 from efs_sqlite.store import ShardStore
 
-__all__ = ["DEBUG_HEADER", "GRAPHQL_RESPONSE", "JSON", "MAX_BODY_BYTES", "Accounting", "create_app"]
+__all__ = [
+    "DEBUG_HEADER",
+    "GRAPHQL_RESPONSE",
+    "JSON",
+    "LAMBDA_MARGIN_S",
+    "MAX_BODY_BYTES",
+    "Accounting",
+    "DeadlineOf",
+    "create_app",
+    "lambda_deadline",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +87,34 @@ GET_TYPES = (*RESPONSE_TYPES, "text/html")
 #: The header value a GraphQL response is sent with, by media type (JSON is UTF-8 by definition,
 #: RFC 8259; the spec's own type names its charset).
 CONTENT_TYPES = {JSON: JSON, GRAPHQL_RESPONSE: f"{GRAPHQL_RESPONSE}; charset=utf-8"}
+
+#: Time kept back from a Lambda invocation's remaining time: a commit that began just before the
+#: deadline, and the answer, fit in it (a grouped commit is tens of milliseconds on EFS).
+LAMBDA_MARGIN_S = 1.0
+
+#: A request's deadline, from its ASGI scope; ``None``: no deadline.
+DeadlineOf = Callable[[Scope], Deadline | None]
+
+
+def lambda_deadline(margin_s: float = LAMBDA_MARGIN_S) -> DeadlineOf:
+    """Deadlines from the Lambda context that Mangum puts in the scope (``aws.context``): the
+    invocation's remaining time less ``margin_s``; ``None`` outside Lambda.
+
+    >>> from efs_sqlite.aws.fakes import LambdaContext
+    >>> of = lambda_deadline(1.0)
+    >>> 28.9 < of({"aws.context": LambdaContext(remaining_ms=30_000)}).remaining() <= 29.0
+    True
+    >>> of({}) is None
+    True
+    """
+
+    def deadline(scope: Scope) -> Deadline | None:
+        context = scope.get("aws.context")
+        if context is None:
+            return None
+        return Deadline.after(context.get_remaining_time_in_millis() / 1000 - margin_s)
+
+    return deadline
 
 
 class Accounting(Protocol):
@@ -137,8 +183,10 @@ def create_app(
     limits: Limits | None = None,
     accounting: Callable[[], contextlib.AbstractContextManager[Accounting]] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    deadline: DeadlineOf | None = None,
 ) -> Starlette:
-    """The app over ``store``; its :class:`~efs_sqlite.graphql.GraphQLAPI` is ``app.state.api``."""
+    """The app over ``store``; its :class:`~efs_sqlite.graphql.GraphQLAPI` is ``app.state.api``.
+    ``deadline`` gives each request its deadline (see :func:`lambda_deadline`)."""
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be >= 1")
     api = GraphQLAPI(store, model, limits=limits)
@@ -151,15 +199,23 @@ def create_app(
             problem = "extensions must be a JSON object"
         if problem is not None:  # not a GraphQL request: no GraphQL response either
             raise _ClientError(400, problem)
+        execute = partial(
+            api.execute,
+            *args,
+            allow_mutations=allow_mutations,
+            deadline=None if deadline is None else deadline(request.scope),
+        )
         try:
             if accounting is not None and request.headers.get(DEBUG_HEADER) == "1":
                 with accounting() as ops:
-                    result = api.execute(*args, allow_mutations=allow_mutations)
+                    result = execute()
                 result.setdefault("extensions", {})["ops"] = ops.as_dict()
             else:
-                result = api.execute(*args, allow_mutations=allow_mutations)
+                result = execute()
         except OperationNotAllowed as exc:
             raise _ClientError(405, str(exc), {"Allow": "POST"}) from None
+        except DeadlineExceeded as exc:
+            raise _ClientError(503, str(exc), {"Retry-After": str(exc.retry_after)}) from None
         # No `data`: the request was refused before execution, which only the spec's own media
         # type tells with a 4xx; a legacy client reads every GraphQL response from a 200.
         refused = "data" not in result and media_type == GRAPHQL_RESPONSE

@@ -98,6 +98,7 @@ def _aws_command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse
         from botocore.exceptions import BotoCoreError, ClientError
 
         from efs_sqlite.aws import AwsError
+        from efs_sqlite.errors import LockQuotaExceeded
 
         # Deploys take minutes: show each step on stderr while the command runs.
         progress, handler = logging.getLogger("efs_sqlite"), logging.StreamHandler(sys.stderr)
@@ -106,7 +107,7 @@ def _aws_command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse
         progress.setLevel(logging.INFO)
         try:
             return run(args)
-        except (AwsError, BotoCoreError, ClientError, LookupError) as exc:
+        except (AwsError, BotoCoreError, ClientError, LookupError, LockQuotaExceeded) as exc:
             print(f"efs-sqlite: error: {exc}", file=sys.stderr)
             return 1
         finally:
@@ -118,6 +119,7 @@ def _aws_command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 def _stack_config(args: argparse.Namespace) -> Any:
     from efs_sqlite.aws import StackConfig
+    from efs_sqlite.lock_quota import EFS
 
     options = {
         "region": args.region,
@@ -130,7 +132,11 @@ def _stack_config(args: argparse.Namespace) -> Any:
         "subnet_ids": tuple(getattr(args, "subnet_ids", None) or ()) or None,
         "public": getattr(args, "public", False) or None,
     }
-    return StackConfig(args.stack, **{k: v for k, v in options.items() if v is not None})
+    config = StackConfig(args.stack, **{k: v for k, v in options.items() if v is not None})
+    # Every environment of both functions may hold a lock on one shard (the _type shard) at once.
+    reserved = (config.reserved_concurrency or 0) + (config.loader_reserved_concurrency or 0)
+    EFS.check_processes(reserved, "the functions' reserved concurrency")
+    return config
 
 
 @_aws_command

@@ -7,7 +7,9 @@ Each class also derives from the built-in exception a caller would expect (a bad
     ├── ValidationError      (ValueError)    a value does not fit its field
     ├── StoreError                           the shard store
     │   ├── UIDCollision     (KeyError)      an insert found its id taken; nothing was written
-    │   └── StoreBusy                        a lock was held past the busy timeout
+    │   ├── StoreBusy                        a lock was held past the busy timeout
+    │   │   └── DeadlineExceeded             ... or past the request's deadline
+    │   └── LockQuotaExceeded                a model or setting could pass the EFS lock quotas
     ├── NodeNotFound         (LookupError)   no node with that id (or of that type)
     ├── OperationNotAllowed                  e.g. a mutation sent over HTTP GET
     ├── DataSetError         (ValueError)    a data set on disk that cannot be read as written
@@ -33,9 +35,11 @@ __all__ = [
     "AwsError",
     "BuildError",
     "DataSetError",
+    "DeadlineExceeded",
     "DeployError",
     "EfsSqliteError",
     "LoadError",
+    "LockQuotaExceeded",
     "NodeNotFound",
     "OperationNotAllowed",
     "RecordError",
@@ -95,6 +99,19 @@ class UIDCollision(_Plain, StoreError, KeyError):
 
 class StoreBusy(StoreError):
     """Another connection held the lock for longer than the busy timeout."""
+
+
+class DeadlineExceeded(StoreBusy):
+    """The request's deadline (:class:`~efs_sqlite.deadline.Deadline`) came before a lock was free,
+    or before a write could begin: nothing was written. Retry after ``retry_after`` seconds
+    (HTTP answers ``503`` with that ``Retry-After``)."""
+
+    retry_after = 1
+
+
+class LockQuotaExceeded(StoreError):
+    """A model or a setting under which one process could lock more files than the EFS lock
+    quotas allow (see :mod:`efs_sqlite.lock_quota`)."""
 
 
 class NodeNotFound(_Plain, EfsSqliteError, LookupError):

@@ -66,7 +66,9 @@ class Graph:
     ``new_id`` makes the id of each created node (:func:`efs_sqlite.uid.generate` by default); a
     create that meets an id already present (:class:`~efs_sqlite.errors.UIDCollision`, e.g. two
     processes drawing the same id) wrote nothing and is retried with a new id, up to ``retries``
-    times.
+    times. A model with more shards than ``store`` may lock at once
+    (:attr:`~efs_sqlite.store.ShardStore.max_locked_files`) is refused with
+    :class:`~efs_sqlite.errors.LockQuotaExceeded`.
     """
 
     def __init__(
@@ -79,6 +81,8 @@ class Graph:
     ) -> None:
         if retries < 1:
             raise ValueError("retries must be >= 1")
+        # A grouped write, or a query's lock-ahead, may lock every shard of the model at once.
+        store.lock_quota.check_files(len(model.shards()), f"the shards of {model!r}")
         self.store = store
         self.model = model
         self.new_id = new_id

@@ -510,6 +510,7 @@ def _worker_store(store: ShardStore) -> ShardStore:
         busy_timeout_ms=store.busy_timeout_ms,
         vfs=store.vfs,
         synchronous=store.synchronous,
+        lock_quota=store.lock_quota,
     )
 
 

@@ -26,12 +26,22 @@ refused. ``synchronous=FULL``: a commit reaches the server before it is acknowle
 Connections are opened once per (thread, shard) and reused, so a warm Lambda never reopens a
 file. A read never creates a file: a missing shard reads as empty.
 
+A connection that finds a lock taken waits in short jittered steps (1 ms doubling to 10 ms, each
+a random half to all of it) up to ``busy_timeout_ms``, where SQLite's own busy timeout sleeps up
+to 100 ms between tries once it has waited a while: a writer that has waited long then tries as
+often as one that has just arrived, so none starves (measured in ``python -m benchmarks``, section
+``writers``). Inside :meth:`ShardStore.within` the wait also ends at the thread's
+:class:`~efs_sqlite.deadline.Deadline`, with :class:`~efs_sqlite.errors.DeadlineExceeded`, and no
+write begins once it has passed.
+
 Grouped writes
 --------------
 :meth:`ShardStore.write` groups writes to several shards into one commit through ``ATTACH`` and
 SQLite's super-journal: after a crash at any point all of the group is visible or none of it.
 SQLite uses no super-journal in WAL mode, so there a group is atomic per shard only (one more
-reason WAL is for local experiments).
+reason WAL is for local experiments). A process killed while it wrote the super-journal
+(``<main shard>.sqlite-mj<hex>``) leaves it behind with no journal naming it, which SQLite never
+removes: :meth:`ShardStore.sweep_super_journals` does, safely (the GraphQL Lambda sweeps at init).
 
 >>> import tempfile
 >>> store = ShardStore(tempfile.mkdtemp())
@@ -54,8 +64,10 @@ import functools
 import json
 import math
 import os
+import random
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,9 +79,11 @@ from typing import Any, Literal
 
 import apsw
 
-from efs_sqlite.errors import StoreBusy, StoreError, UIDCollision
+from efs_sqlite.deadline import Deadline
+from efs_sqlite.errors import DeadlineExceeded, StoreBusy, StoreError, UIDCollision
 from efs_sqlite.hooks import StoreHook, observed
 from efs_sqlite.kinds import BOOL, DATETIME, DECIMAL, INT64, KIND_OF, MICROSECOND, NAN, PLAIN, REF, Stored
+from efs_sqlite.lock_quota import EFS, LockQuota
 from efs_sqlite.uid import EPOCH
 
 __all__ = [
@@ -120,6 +134,9 @@ OBSERVED_METHODS = (
 )
 #: Observed methods that return a context manager: the observed call is the whole block.
 _OBSERVED_BLOCKS = ("read", "write")
+#: The busy wait's steps (see the module's docstring): the first, and the longest.
+_FIRST_WAIT_S = 0.001
+_LONGEST_WAIT_S = 0.010
 #: ATTACH is limited to 125 databases in apsw's SQLite; keep room for main.
 MAX_GROUP_SHARDS = 120
 _GROUP_CACHE = 8
@@ -305,6 +322,37 @@ def _refused(kind: str, values: Sequence[Any]) -> None:
             raise TypeError(f"a stored {kind} value is {form.form} or None, not {value!r:.60}")
 
 
+#: The last 8 bytes of a rollback journal that names a super-journal (SQLite's aJournalMagic).
+_JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
+
+
+def _super_journal_of(journal: Path) -> str | None:
+    """The file name of the super-journal a hot rollback journal names, or None (it names none, is
+    gone, or is not hot). SQLite ends such a journal with the name, its length and checksum (4 bytes
+    each, big-endian) and the journal magic, and reads it back the same way (pager.c,
+    readSuperJournal). A journal whose first byte is 0 is not hot (its header was never synced, so
+    its transaction never reached the database file): SQLite never rolls back from it (pager.c,
+    hasHotJournal), so the super-journal it names decides nothing."""
+    try:
+        with open(journal, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(0)
+            if size < 16 or fh.read(1) == b"\0":
+                return None
+            fh.seek(size - 16)
+            tail = fh.read(16)
+            length, checksum = int.from_bytes(tail[:4], "big"), int.from_bytes(tail[4:8], "big")
+            if tail[8:] != _JOURNAL_MAGIC or not 0 < length <= size - 16:
+                return None
+            fh.seek(size - 16 - length)
+            name = fh.read(length)
+    except FileNotFoundError:
+        return None
+    if sum(name) & 0xFFFFFFFF != checksum:
+        return None
+    return Path(name.rstrip(b"\0").decode(errors="replace")).name
+
+
 def _decode(value: Any, kind: int) -> Any:
     if kind == PLAIN:
         return value
@@ -343,6 +391,12 @@ class _busy:  # lowercase: it reads like the function it replaces
 def _store_error(store: ShardStore, shards: str, exc: BaseException) -> None:
     """What :class:`_busy` does with an error (it returns when the error stands as it is)."""
     if isinstance(exc, apsw.BusyError | apsw.LockedError):
+        deadline = store._state().deadline
+        if deadline is not None and deadline.expired:
+            raise DeadlineExceeded(
+                f"shard {shards!r} stayed locked by another connection until the request's "
+                "deadline; nothing was written — retry later"
+            ) from exc
         raise StoreBusy(
             f"shard {shards!r} stayed locked by another connection for "
             f"{store.busy_timeout_ms} ms; nothing was written — retry later"
@@ -452,6 +506,8 @@ class _Local(threading.local):
         # The read transactions this thread holds (read() or begin_read()), by shard; None when it
         # holds none. A shard held while its file did not exist maps to None: it reads as empty.
         self.reading: dict[str, apsw.Connection | None] | None = None
+        # The deadline of this thread's calls, inside within().
+        self.deadline: Deadline | None = None
 
 
 class ShardStore:
@@ -461,7 +517,9 @@ class ShardStore:
     network file system, as the mount table ``mounts`` — ``/proc/mounts`` by default — says). ``vfs``
     names a registered apsw VFS (e.g. the EFS model's) used for every file the store opens.
     ``create=False`` requires ``root`` to exist. ``hook`` (see :mod:`efs_sqlite.hooks`) is told of
-    every read and write, and may gate or fail it.
+    every read and write, and may gate or fail it. ``lock_quota`` (EFS's by default) bounds how many
+    shard files this process may lock at once (:attr:`max_locked_files`): a grouped write over more
+    is refused with :class:`~efs_sqlite.errors.LockQuotaExceeded`.
     """
 
     def __init__(
@@ -475,6 +533,7 @@ class ShardStore:
         create: bool = True,
         mounts: str | None = None,
         hook: StoreHook | None = None,
+        lock_quota: LockQuota = EFS,
     ) -> None:
         self.root = Path(root)
         journal_mode = journal_mode.lower()
@@ -497,6 +556,7 @@ class ShardStore:
         self.journal_mode = journal_mode
         self.synchronous = synchronous.lower()
         self.busy_timeout_ms = busy_timeout_ms
+        self.lock_quota = lock_quota
         self.vfs = vfs
         self._local = _Local()
         self._forks = _forks
@@ -535,6 +595,11 @@ class ShardStore:
         return sorted(p.stem for p in self.root.glob("*.sqlite") if SHARD_NAME.match(p.stem))
 
     @property
+    def max_locked_files(self) -> int:
+        """How many shard files this process may hold locks on at once (see :mod:`efs_sqlite.lock_quota`)."""
+        return self.lock_quota.files_per_process
+
+    @property
     def open_connections(self) -> int:
         """How many connections to shard files this store holds open, in every thread."""
         self._state()
@@ -551,16 +616,51 @@ class ShardStore:
             self._all_lock = threading.Lock()
         return self._local
 
-    def _open(self, path: Path, create: bool) -> apsw.Connection:
+    def _open(self, path: Path, create: bool, wait: bool = True) -> apsw.Connection:
+        """A new connection to ``path``; its pragmas, which may need a lock, wait only if ``wait``."""
         flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
         # Reads prepare one statement per number of ids (up to _INLINE_IDS) and kind of read:
         # apsw's default cache of 100 prepared statements would evict some of them.
         conn = apsw.Connection(str(path), flags=flags, vfs=self.vfs or None, statementcachesize=256)
-        conn.set_busy_timeout(self.busy_timeout_ms)
-        self._pragmas(conn, "main")
+        self._set_waiting(conn, wait)
+        try:
+            self._pragmas(conn, "main")
+        except BaseException:
+            conn.close(True)
+            raise
+        if not wait:
+            self._set_waiting(conn, True)
         with self._all_lock:
             self._all.append(conn)
         return conn
+
+    def _set_waiting(self, conn: apsw.Connection, wait: bool) -> None:
+        """Give ``conn`` the jittered busy wait (``wait``, and a busy timeout above 0), or none."""
+        conn.set_busy_handler(self._busy_handler() if wait and self.busy_timeout_ms else None)
+
+    def _busy_handler(self) -> Callable[[int], bool]:
+        """SQLite's busy handler for one connection: called with the number of tries so far while
+        a lock is taken, it sleeps a jittered step and answers True to try again, or False to give
+        up (SQLite then raises the busy error) at the busy timeout or this thread's deadline."""
+        timeout = self.busy_timeout_ms / 1000
+        started = [0.0]
+
+        def handler(tries: int) -> bool:
+            now = time.monotonic()
+            if tries == 0:
+                started[0] = now
+            left = timeout - (now - started[0])
+            deadline = self._local.deadline
+            if deadline is not None:
+                left = min(left, deadline.at - now)
+            if left <= 0:
+                return False
+            step = min(_LONGEST_WAIT_S, _FIRST_WAIT_S * 2 ** min(tries, 8))
+            # Jitter: writers that collided do not all wake at the same moment again.
+            time.sleep(min(left, step * random.uniform(0.5, 1.0)))
+            return True
+
+        return handler
 
     def _pragmas(self, conn: apsw.Connection, schema: str) -> None:
         conn.execute(
@@ -568,8 +668,9 @@ class ShardStore:
             f"PRAGMA {schema}.synchronous={self.synchronous}"
         ).fetchall()
 
-    def _conn(self, shard: str, *, create: bool) -> apsw.Connection | None:
-        """This thread's connection to ``shard``; ``None`` if it does not exist and not ``create``."""
+    def _conn(self, shard: str, *, create: bool, wait: bool = True) -> apsw.Connection | None:
+        """This thread's connection to ``shard``; ``None`` if it does not exist and not ``create``.
+        Without ``wait``, opening it raises :class:`StoreBusy` at once if it needs a lock that is taken."""
         st = self._state()
         # Only names that passed path() are cached; anything else (even unhashable) goes there to fail.
         conn = st.conns.get(shard) if isinstance(shard, str) else None
@@ -578,7 +679,7 @@ class ShardStore:
             if not create and not path.exists():
                 return None
             with _busy(self, shard):
-                conn = self._open(path, create)
+                conn = self._open(path, create, wait)
             st.conns[shard] = conn
         if create and shard not in st.ready:
             with _busy(self, shard), conn:  # both tables in one commit: half the round trips on EFS
@@ -630,6 +731,31 @@ class ShardStore:
         return self._query(shard, _with_ids(sql, 0, first), [*params, json.dumps(ids)])
 
     @contextlib.contextmanager
+    def within(self, deadline: Deadline | None) -> Iterator[None]:
+        """Bound this thread's calls in the block by ``deadline`` (``None``: no bound): a wait for a
+        lock ends at it with :class:`DeadlineExceeded`, and no write begins after it. Nested, the
+        earlier deadline holds. Another thread (a reader lane's) needs a block of its own.
+
+        >>> import tempfile
+        >>> store = ShardStore(tempfile.mkdtemp())
+        >>> with store.within(Deadline.after(-1)):
+        ...     store.get("claim_type_code", 1), store.put("claim_type_code", 1, "MOTOR")
+        Traceback (most recent call last):
+        ...
+        efs_sqlite.errors.DeadlineExceeded: the request's deadline passed before a write — retry later
+        >>> store.put("claim_type_code", 1, "MOTOR")
+        >>> store.close()
+        """
+        st = self._state()
+        outer = st.deadline
+        if deadline is not None and (outer is None or deadline.at < outer.at):
+            st.deadline = deadline
+        try:
+            yield
+        finally:
+            st.deadline = outer
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[None]:
         """Hold one read transaction per shard touched for the whole block (this thread).
 
@@ -678,14 +804,16 @@ class ShardStore:
         held = False
         reading = st.reading = {} if st.reading is None else st.reading
         try:
-            conn = self._conn(shard, create=False)
+            conn = self._conn(shard, create=False, wait=wait)
             if conn is None:
                 reading[shard] = None
-            else:
-                held = self._begin(conn, shard, wait)
-                if held:
-                    reading[shard] = conn
+            elif self._begin(conn, shard, wait):
+                reading[shard] = conn
             held = shard in reading
+        except StoreBusy:
+            if wait:
+                raise
+            # Opening it (cold) needed a lock another connection holds: not held, as when busy.
         finally:
             if not held and not reading:  # holds nothing: the thread is left as it was
                 st.reading = None
@@ -695,7 +823,7 @@ class ShardStore:
         """BEGIN and take the SHARED lock on ``conn`` (see :meth:`begin_read`); False if busy."""
         with _busy(self, shard):
             if not wait:
-                conn.set_busy_timeout(0)
+                self._set_waiting(conn, False)
             try:
                 conn.execute("BEGIN")
                 try:
@@ -712,7 +840,7 @@ class ShardStore:
                     raise
             finally:
                 if not wait:
-                    conn.set_busy_timeout(self.busy_timeout_ms)
+                    self._set_waiting(conn, True)
         return True
 
     def end_reads(self) -> None:
@@ -913,9 +1041,13 @@ class ShardStore:
 
     def _commit(self, ops: list[_Op]) -> int:
         self._check_not_reading()
+        deadline = self._state().deadline
+        if deadline is not None:
+            deadline.check("a write")
         shards = sorted({op.shard for op in ops})
         if len(shards) > MAX_GROUP_SHARDS:
             raise StoreError(f"a grouped write may touch at most {MAX_GROUP_SHARDS} shards")
+        self.lock_quota.check_files(len(shards), "a grouped write")
         if len(shards) == 1:
             conn, schemas = self._conn(shards[0], create=True), {shards[0]: "main"}
         else:
@@ -1265,6 +1397,60 @@ class ShardStore:
             if conn is not None:
                 with _busy(self, name):
                     conn.execute("VACUUM")
+
+    def sweep_super_journals(self) -> list[str]:
+        """Remove the super-journals no hot rollback journal names; return their file names.
+
+        A grouped write's super-journal (``<main>.sqlite-mj<hex>``) decides, while any journal of
+        the group names it, that the group rolls back: removing it then would make a half-written
+        group look committed. So, for each one: take the RESERVED lock of its main shard without
+        waiting (a live writer of the group holds it until its commit ends: then skip it); that
+        lock rolls back the main shard's hot journal. Then roll back the hot journals of the other
+        shards that name it (a read does, each lock taken without waiting: SQLite removes the
+        super-journal itself once the last is done), and remove it only if no journal names it.
+        """
+        swept = []
+        for leftover in sorted(self.root.glob("*.sqlite-mj*")):
+            main = leftover.name.split(".sqlite-mj")[0]
+            if not SHARD_NAME.match(main):
+                continue
+            with self._probe(main, "BEGIN IMMEDIATE") as held:
+                if not held:
+                    continue
+                journals = self.root.glob("*.sqlite-journal")
+                for journal in [j for j in journals if _super_journal_of(j) == leftover.name]:
+                    with self._probe(journal.name.removesuffix(".sqlite-journal"), "BEGIN"):
+                        pass  # the read's lock rolled the hot journal back (or it was busy)
+                journals = self.root.glob("*.sqlite-journal")
+                if leftover.exists() and all(_super_journal_of(j) != leftover.name for j in journals):
+                    leftover.unlink(missing_ok=True)
+                    swept.append(leftover.name)
+        return swept
+
+    @contextlib.contextmanager
+    def _probe(self, shard: str, begin: str) -> Iterator[bool]:
+        """A connection of its own to ``shard`` in a transaction (``begin``) whose lock is taken
+        without waiting (which rolls back a hot journal): True while held, False if it was busy."""
+        try:
+            conn = self._open(self.path(shard), create=False, wait=False)
+        except (apsw.BusyError, apsw.CantOpenError):
+            yield False
+            return
+        self._set_waiting(conn, False)
+        try:
+            try:
+                conn.execute(begin)
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            except apsw.BusyError:
+                held = False
+            else:
+                held = True
+            yield held
+        finally:
+            with contextlib.suppress(apsw.Error):
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+            self._close(conn)
 
     def clear(self, confirm: str) -> int:
         """Delete every shard file. ``confirm`` must equal the root folder's name."""

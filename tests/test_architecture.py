@@ -24,7 +24,7 @@ ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 #: graphql -> app -> the Lambda handlers (``efs_sqlite.lambdas``).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("uid", "kinds"),
+    ("uid", "kinds", "deadline", "lock_quota"),
     ("model",),
     ("hooks", "store", "efs_model"),
     ("graph", "data", "costs"),
@@ -196,8 +196,8 @@ def test_the_checker_reads_subpackages_lazy_imports_and_cycles(tmp_path: Path) -
     assert unplaced == [
         f"{name!r} is in LAYERS but no module has that name"
         for name in (
-            *("accept", "cli", "costs", "efs_model", "graphiql", "hooks", "kinds"),
-            *("lambdas", "loader", "model", "uid"),
+            *("accept", "cli", "costs", "deadline", "efs_model", "graphiql", "hooks", "kinds"),
+            *("lambdas", "loader", "lock_quota", "model", "uid"),
         )
     ]
     expected = [

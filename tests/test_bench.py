@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRED_KEYS = ("name", "value", "unit", "baseline", "ratio", "target", "met")
-SECTIONS = {"uid", "store", "graphql", "loader", "efs model", "cold start", "diskcache peer"}
+SECTIONS = {"uid", "store", "graphql", "loader", "efs model", "cold start", "diskcache peer", "writers"}
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -65,6 +65,7 @@ def test_every_target_of_the_issues_is_checked(quick):
         ("loader", "ratio", ">=", 0.5),
         ("loader", "ratio", ">=", 6.0),
         ("efs model", "value", "<=", 15.0),
+        ("writers", "value", "<=", 1000.0),  # no writer starves
     }
 
 

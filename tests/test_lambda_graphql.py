@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from _locks import held_locks
+from _workers import ExclusiveLock
 
 from efs_sqlite.app import GRAPHQL_RESPONSE, JSON
 from efs_sqlite.aws.fakes import LambdaContext, function_url_event, import_handler
@@ -194,3 +197,36 @@ def test_warm_invocations_reuse_the_init_state(lam: ModuleType, insurance: Any) 
 def test_a_missing_mount_fails_the_init(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         import_handler("graphql", tmp_path / "not-mounted")
+
+
+def test_a_request_that_runs_out_of_time_answers_503_and_leaves_no_lock_nor_write(
+    lam: ModuleType, insurance: Any
+) -> None:
+    """Another process holds the shards the requests need. The invocation has 1.5 s left, less the
+    handler's margin: the request stops waiting at its deadline (well before the store's 5 s busy
+    timeout), answers 503 with Retry-After, holds no lock and wrote nothing."""
+    assert invoke(lam, function_url_event(post_body(insurance))) == (200, {"data": EXPECTED})  # warm
+    create = (
+        'mutation { createParty(input: {partyIdentifier: 77, timestamp: "2024-02-02T00:00:00Z"}) { id } }'
+    )
+    parties = lam.store.count("party_identifier")
+    short = LambdaContext("efs-sqlite-graphql", remaining_ms=1_500)
+    # Another process holds a shard the query reads, and one the mutation writes.
+    with ExclusiveLock(lam.store.path("claim_identifier")), ExclusiveLock(lam.store.path("party_identifier")):
+        for event in (
+            function_url_event(post_body(insurance)),
+            function_url_event(json.dumps({"query": create})),
+        ):
+            response = lam.handler(event, short)
+            assert response["statusCode"] == 503 and response["headers"]["retry-after"] == "1"
+            assert "until the request's deadline" in json.loads(response["body"])["errors"][0]["message"]
+            assert held_locks(os.getpid(), insurance.root) == []
+        # With no time left at all, a mutation does not begin.
+        response = lam.handler(
+            function_url_event(json.dumps({"query": create})), LambdaContext(remaining_ms=500)
+        )
+        assert response["statusCode"] == 503 and "before a write" in response["body"]
+    assert lam.store.count("party_identifier") == parties == 10
+    assert lam.store.count("_type") == 14
+    assert held_locks(os.getpid(), insurance.root) == []
+    assert invoke(lam, function_url_event(post_body(insurance))) == (200, {"data": EXPECTED})

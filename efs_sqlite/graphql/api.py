@@ -15,7 +15,8 @@ from typing import Any
 
 from graphql import GraphQLError, OperationType, execute_sync, get_operation_ast
 
-from efs_sqlite.errors import NodeNotFound, OperationNotAllowed, StoreBusy, ValidationError
+from efs_sqlite.deadline import Deadline
+from efs_sqlite.errors import DeadlineExceeded, NodeNotFound, OperationNotAllowed, StoreBusy, ValidationError
 from efs_sqlite.graph import Graph
 from efs_sqlite.graphql.compiled import Execution, direct_fields
 from efs_sqlite.graphql.documents import DocumentCache
@@ -98,6 +99,7 @@ class GraphQLAPI:
         operation_name: Any = None,
         *,
         allow_mutations: bool = True,
+        deadline: Deadline | None = None,
     ) -> dict[str, Any]:
         """Run one GraphQL request; return the response as a JSON-ready dict.
 
@@ -105,6 +107,11 @@ class GraphQLAPI:
         syntax or validation error, a limit, bad variables): HTTP answers it with a 4xx in the
         spec's media type, ``application/graphql-response+json``. Raises
         :class:`OperationNotAllowed` for a mutation when ``allow_mutations`` is false.
+
+        ``deadline`` bounds every wait for a lock, on this thread and the reader lanes, and no
+        write begins after it. A request that runs out of time having written nothing raises
+        :class:`DeadlineExceeded` (HTTP: 503, retry later); one that ran out after a mutation
+        field committed answers with that field's data and an error for the fields after it.
         """
         problem = request_error(query, variables, operation_name)
         if problem is not None:
@@ -118,14 +125,20 @@ class GraphQLAPI:
             if operation is not None and operation.operation != OperationType.QUERY:
                 raise OperationNotAllowed(f"a {operation.operation.value} must be sent with POST")
         lanes = self._lanes if self.parallel_reads else None
-        result = execute_sync(
-            self._schema,
-            prepared.document,
-            context_value=Request(self.store, self.graph, self.limits, prepared, lanes),
-            variable_values=variables,
-            operation_name=operation_name,
-            execution_context_class=self._execution,
-        )
+        request = Request(self.store, self.graph, self.limits, prepared, lanes, deadline)
+        with self.store.within(deadline):
+            result = execute_sync(
+                self._schema,
+                prepared.document,
+                context_value=request,
+                variable_values=variables,
+                operation_name=operation_name,
+                execution_context_class=self._execution,
+            )
+        if not request.written:
+            for error in result.errors or ():
+                if isinstance(error.original_error, DeadlineExceeded):
+                    raise error.original_error
         response: dict[str, Any] = {}
         # Every root field is nullable, so a null `data` means execution never started
         # (unknown operation, bad variables): a request error, reported without `data`.

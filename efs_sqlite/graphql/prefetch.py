@@ -48,12 +48,13 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import Any, NamedTuple
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
+from efs_sqlite.deadline import Deadline
 from efs_sqlite.graph import Graph
 from efs_sqlite.graphql.documents import Prepared
 from efs_sqlite.graphql.limits import Limits
@@ -107,6 +108,12 @@ def _merge_values(cache: dict[int, Any], ids: list[int], found: dict[int, Any]) 
     if len(found) < len(ids):
         cache.update(dict.fromkeys(ids))  # the ids not found: None
     cache.update(found)
+
+
+def _within(store: ShardStore, deadline: Deadline, call: Callable[[], Any]) -> Any:
+    """``call()`` with this thread's store calls bounded by ``deadline``."""
+    with store.within(deadline):
+        return call()
 
 
 def fetch_lists(
@@ -215,11 +222,15 @@ class Request:
     that were made are not made again (``prefetched``), and an error of the store that made it give
     up is raised again by the first read that is not in the caches (``replay``): the read that
     failed. So graphql-core reports that failure where it happened, once, instead of a retry
-    quietly answering (or, for a busy shard, waiting for it a second time)."""
+    quietly answering (or, for a busy shard, waiting for it a second time).
+
+    ``deadline`` bounds the waits of the reads made on reader threads too (the request's own
+    thread is bounded by the API); ``written`` says a mutation field committed."""
 
     __slots__ = (
         "budget",
         "counts",
+        "deadline",
         "existing",
         "graph",
         "held",
@@ -234,15 +245,23 @@ class Request:
         "replay",
         "store",
         "values",
+        "written",
     )
 
     plan: Plan
 
     def __init__(
-        self, store: ShardStore, graph: Graph, limits: Limits, prepared: Prepared, lanes: Lanes | None
+        self,
+        store: ShardStore,
+        graph: Graph,
+        limits: Limits,
+        prepared: Prepared,
+        lanes: Lanes | None,
+        deadline: Deadline | None = None,
     ) -> None:
         self.store, self.graph, self.limits = store, graph, limits
-        self.prepared, self.lanes = prepared, lanes
+        self.prepared, self.lanes, self.deadline = prepared, lanes, deadline
+        self.written = False  # a mutation field committed
         self.budget = limits.max_nodes
         self.values: dict[str, dict[int, Any]] = {}
         self.lists: dict[str, dict[ListKey, list[int]]] = {}
@@ -324,10 +343,15 @@ class Request:
         for r in todo:
             r.merge(r.fetch())
 
-    @staticmethod
-    def _on_readers(lane: Lane, todo: list[_Read]) -> None:
+    def _on_reader(self, lane: Lane, shard: str, call: Callable[[], Any]) -> Future[Any]:
+        """``call`` submitted to the reader thread of ``shard``, under the request's deadline."""
+        if self.deadline is None:
+            return lane.reader(shard).submit(call)
+        return lane.reader(shard).submit(_within, self.store, self.deadline, call)
+
+    def _on_readers(self, lane: Lane, todo: list[_Read]) -> None:
         """Run ``todo`` at once on the reader threads of their shards; merge here."""
-        futures = [lane.reader(r.shard).submit(r.fetch) for r in todo]
+        futures = [self._on_reader(lane, r.shard, r.fetch) for r in todo]
         wait(futures)  # every read has ended before an error surfaces: none outlives the request
         for r, future in zip(todo, futures, strict=True):
             r.merge(future.result())
@@ -437,6 +461,7 @@ class Request:
     def write(self, change: Callable[[Graph], Any]) -> Any:
         """Run a change through the Graph, then forget everything read so far in this request."""
         result = change(self.graph)
+        self.written = True
         for cache in (self.values, self.lists, self.counts, self.pages, self.existing, self.prefetched):
             cache.clear()
         return result
@@ -495,7 +520,9 @@ class Request:
             return
         assert self.lane is not None
         lane, store = self.lane, self.store
-        futures = [lane.reader(shard).submit(store.begin_read, shard, wait=False) for shard in shards]
+        futures = [
+            self._on_reader(lane, shard, partial(store.begin_read, shard, wait=False)) for shard in shards
+        ]
         self.held = set(shards)  # tried: each of these threads ends its reads in _release
         wait(futures)
         errors = [f.exception() for f in futures if f.exception() is not None]

@@ -4,7 +4,10 @@ Everything is built at import, during the Lambda init phase, and reused by every
 of the execution environment: the store (whose SQLite connections stay open), the schema and the
 document cache. The store's root is the EFS mount, ``MOUNT_PATH`` (default ``/mnt/efs-sqlite``);
 it must exist, so a missing mount fails the init with a clear error instead of serving an empty
-store.
+store. Each request's deadline is the invocation's remaining time less a margin
+(:func:`~efs_sqlite.app.lambda_deadline`): a request that would outlast it answers 503. The init
+also sweeps the super-journals that an environment killed mid-commit left behind
+(:meth:`~efs_sqlite.store.ShardStore.sweep_super_journals`).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import os
 
 from mangum import Mangum
 
-from efs_sqlite.app import GRAPHQL_RESPONSE, create_app
+from efs_sqlite.app import GRAPHQL_RESPONSE, create_app, lambda_deadline
 from efs_sqlite.store import ShardStore
 
 MOUNT_PATH = os.environ.get("MOUNT_PATH", "/mnt/efs-sqlite")
 
 store = ShardStore(MOUNT_PATH, create=False)
-app = create_app(store)
+# An environment killed mid-commit (at its timeout) may have left a super-journal no journal names.
+store.sweep_super_journals()
+app = create_app(store, deadline=lambda_deadline())
 # Bodies of these types go back as text, the rest base64-encoded: Mangum's own list, which lacks
 # the GraphQL-over-HTTP media type.
 TEXT_TYPES = ["text/", "application/json", "application/javascript", "application/xml", GRAPHQL_RESPONSE]
