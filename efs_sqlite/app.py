@@ -5,8 +5,8 @@ Routes:
 - ``POST /graphql``: a JSON object ``{"query", "variables", "operationName"}``;
 - ``GET /graphql?query=...&variables=...&operationName=...``: queries only, as GraphQL-over-HTTP
   says (a mutation gets 405, since a GET must not change anything);
-- ``GET /schema.graphql``: the SDL; ``GET /healthz``: ``{"status": "ok"}`` while the store's root
-  is reachable.
+- ``GET /schema.graphql``: the SDL; ``GET /healthz``: ``{"status": "ok"}`` while the store is
+  reachable.
 
 A request the client got wrong is a 4xx with a JSON ``{"errors": [{"message": ...}]}``: malformed
 JSON, a body that is not an object, no query (400), a body over ``max_body_bytes`` (413), a
@@ -36,10 +36,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from efs_sqlite.backend import StoreBackend
 from efs_sqlite.errors import OperationNotAllowed
 from efs_sqlite.graphql import GraphQLAPI, Limits
 from efs_sqlite.model import INSURANCE, Model
-from efs_sqlite.store import ShardStore
 
 __all__ = ["DEBUG_HEADER", "MAX_BODY_BYTES", "Accounting", "create_app"]
 
@@ -105,7 +105,7 @@ def _payload_from_params(request: Request) -> dict[str, Any]:
 
 
 def create_app(
-    store: ShardStore,
+    store: StoreBackend,
     *,
     model: Model = INSURANCE,
     limits: Limits | None = None,
@@ -152,7 +152,7 @@ def create_app(
         return PlainTextResponse(api.sdl)
 
     async def healthz(request: Request) -> Response:
-        if not store.root.is_dir():
+        if not store.healthy():
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 

@@ -534,6 +534,24 @@ class ShardStore:
         """The shards that exist on disk, sorted."""
         return sorted(p.stem for p in self.root.glob("*.sqlite") if SHARD_NAME.match(p.stem))
 
+    def has_shard(self, shard: str) -> bool:
+        """Whether ``shard``'s file exists (a delete must not create an empty one)."""
+        return self.path(shard).exists()
+
+    def healthy(self) -> bool:
+        """Whether the store's root is reachable."""
+        return self.root.is_dir()
+
+    #: A read transaction holds a lock worth taking ahead of a query's levels (see
+    #: :mod:`efs_sqlite.backend`).
+    read_locks = True
+
+    @property
+    def parallel_reads(self) -> bool:
+        """Whether reads wait on the network: the root on a network file system, or a VFS (the EFS
+        model sleeps), so a level's reads are worth making at once."""
+        return self.vfs is not None or is_network_filesystem(self.root)
+
     @property
     def open_connections(self) -> int:
         """How many connections to shard files this store holds open, in every thread."""

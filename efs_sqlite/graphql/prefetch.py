@@ -54,6 +54,7 @@ from typing import Any, NamedTuple
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
+from efs_sqlite.backend import StoreBackend
 from efs_sqlite.graph import Graph
 from efs_sqlite.graphql.documents import Prepared
 from efs_sqlite.graphql.limits import Limits
@@ -69,7 +70,6 @@ from efs_sqlite.graphql.objects import (
 from efs_sqlite.graphql.paging import NO_ROWS, offsets, page_layout, window
 from efs_sqlite.graphql.plans import Batch, ListShape, Plan, Selection
 from efs_sqlite.model import TYPE_SHARD
-from efs_sqlite.store import ShardStore
 
 __all__ = ["Lane", "Lanes", "Page", "Request"]
 
@@ -110,7 +110,7 @@ def _merge_values(cache: dict[int, Any], ids: list[int], found: dict[int, Any]) 
 
 
 def fetch_lists(
-    store: ShardStore, shard: str, uncounted: list[int], windows: dict[tuple[int, int], list[int]]
+    store: StoreBackend, shard: str, uncounted: list[int], windows: dict[tuple[int, int], list[int]]
 ) -> Lists:
     """The lengths of the ``uncounted`` lists and the ``(offset, limit)`` windows of lists, from
     one snapshot: one statement when one window is read of lists not counted yet (a level's
@@ -239,7 +239,7 @@ class Request:
     plan: Plan
 
     def __init__(
-        self, store: ShardStore, graph: Graph, limits: Limits, prepared: Prepared, lanes: Lanes | None
+        self, store: StoreBackend, graph: Graph, limits: Limits, prepared: Prepared, lanes: Lanes | None
     ) -> None:
         self.store, self.graph, self.limits = store, graph, limits
         self.prepared, self.lanes = prepared, lanes
@@ -490,6 +490,8 @@ class Request:
         it waits for another that this request would hold, a deadlock until a busy timeout. So
         the locks are taken without waiting; if any is busy (or fails), every one is let go and
         the prefetch reads as without lock-ahead, waiting for a lock only while holding none."""
+        if not self.store.read_locks:  # nothing to hold (DynamoDB): each level just reads
+            return
         shards = self.plan.ahead(info, level)
         if not shards:
             return
