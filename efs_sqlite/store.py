@@ -81,6 +81,9 @@ __all__ = [
     "ShardStore",
     "Transaction",
     "WriteBatch",
+    "check_refs",
+    "decode_value",
+    "encode_value",
     "is_network_filesystem",
     "stored_form",
     "validate_shard",
@@ -260,6 +263,11 @@ def _encode(value: Any) -> tuple[Any, int]:
     raise TypeError(f"cannot store a value of type {type(value).__name__}")
 
 
+#: A value as the store keeps it, ``(stored form, kind tag)`` (see :mod:`efs_sqlite.kinds`), and back:
+#: shared with the other backends, so every store keeps and refuses exactly the same values.
+encode_value = _encode
+
+
 def _verb(on_conflict: str) -> str:
     verb = _ON_CONFLICT.get(on_conflict) if isinstance(on_conflict, str) else None
     if verb is None:
@@ -319,6 +327,9 @@ def _decode(value: Any, kind: int) -> Any:
     if kind == NAN:
         return math.nan
     raise StoreError(f"unknown value kind {kind}")
+
+
+decode_value = _decode
 
 
 class _busy:  # lowercase: it reads like the function it replaces
@@ -406,6 +417,9 @@ def _check_ids(ids: list[Any]) -> list[int]:
 
 def _check_refs(refs: Iterable[int]) -> list[int]:
     return _check_ids(list(refs))  # a copy: the caller's list may change before the commit
+
+
+check_refs = _check_refs
 
 
 class Transaction:

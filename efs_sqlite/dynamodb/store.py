@@ -1,0 +1,857 @@
+"""``DynamoStore``: the store interface (:class:`~efs_sqlite.backend.StoreBackend`) on one DynamoDB table.
+
+Items are laid out by node, then by field (:mod:`efs_sqlite.dynamodb.layout`). Every call is
+recorded with the capacity units it consumes (:mod:`efs_sqlite.dynamodb.capacity`,
+:mod:`efs_sqlite.dynamodb.calls`): :meth:`DynamoStore.accounting` counts them for a block.
+
+Reads
+-----
+``get_many`` (one shard of a GraphQL level) is one BatchGetItem per 100 keys, the batches sent at
+once; the keys DynamoDB leaves unprocessed are asked again, after an exponential backoff with full
+jitter. A list page is one Query of a range of sort keys with a limit; the pages of a level's
+lists are sent at once, with the BatchGetItem of their count items. Reads are eventually
+consistent unless ``consistent_reads`` (twice the read units). There are no locks and no
+snapshots: ``read()`` blocks and ``begin_read`` hold nothing (``read_locks`` is False).
+
+Writes
+------
+A grouped write (:meth:`DynamoStore.write`) is one TransactWriteItems: all of it or none. A group
+of one item is a plain PutItem or DeleteItem (as atomic, at half the write units). A group over
+DynamoDB's 100 items (or 4 MB) is refused with :class:`~efs_sqlite.errors.GroupTooLarge`, never
+split; an item over 400 KB with :class:`~efs_sqlite.errors.ItemTooLarge`, before anything is sent.
+An insert is a put on the condition that the item does not exist: a collision raises
+:class:`~efs_sqlite.errors.UIDCollision`, as the SQLite store does. A list change reads the list's
+count item (strongly consistent) first and writes it back on the condition that it is unchanged,
+so two writers of one list never interleave: the later one fails with
+:class:`~efs_sqlite.errors.StoreBusy` and wrote nothing.
+
+Bulk writes (the loader) are BatchWriteItem of 25 items, the UnprocessedItems sent again with
+backoff; they are not atomic (a load is rerun instead: reruns skip what is already there).
+
+Throttling: botocore's standard retry mode retries a throttled call (counted in the call's
+``retries``); a call still throttled after those raises :class:`~efs_sqlite.errors.StoreBusy`.
+
+boto3 is imported when a store is made, never by ``import efs_sqlite``: the EFS path's Lambda cold
+start does not pay for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from efs_sqlite.dynamodb import layout
+from efs_sqlite.dynamodb.calls import Call, CallLog, Calls
+from efs_sqlite.dynamodb.capacity import item_size, query_units, read_units, write_units
+from efs_sqlite.errors import GroupTooLarge, ItemTooLarge, StoreBusy, StoreError, UIDCollision
+from efs_sqlite.kinds import KIND_OF, PLAIN
+from efs_sqlite.store import STORED_KINDS, WriteBatch, check_refs, validate_shard
+
+__all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_ITEM_BYTES", "MAX_TRANSACTION_ITEMS", "DynamoStore"]
+
+#: DynamoDB's limits (``docs/SOURCES.md#dynamodb-limits``).
+MAX_BATCH_GET = 100
+MAX_BATCH_WRITE = 25
+MAX_TRANSACTION_ITEMS = 100
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+MAX_ITEM_BYTES = 400 * 1024
+#: The error codes of a throttled call.
+THROTTLED = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+_ON_CONFLICT = ("error", "replace", "ignore", "skip_equal")
+_NEW = "attribute_not_exists(id)"
+
+T = TypeVar("T")
+Key = tuple[int, str]  # (uid, sort key) of an item
+
+
+def _item_key(item: layout.Item) -> Key:
+    return int(item["id"]["N"]), item["f"]["S"]
+
+
+@dataclass
+class _Value:
+    """A value's change in a group: put (``new``: on the condition that none was there) or delete."""
+
+    item: layout.Item | None
+    new: bool
+
+
+@dataclass
+class _List:
+    """A list's change in a group: its length before (``base``) and after, and the entries written."""
+
+    base: int
+    length: int
+    entries: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Action:
+    """One item of a group's TransactWriteItems, with what a failed condition of it means."""
+
+    request: dict[str, Any]
+    units_item: layout.Item
+    collision: tuple[str, int] | None = None  # an insert: (shard, uid)
+    list_key: tuple[str, int] | None = None  # a list's count item
+
+
+class DynamoStore:
+    """The store on the DynamoDB table ``table`` (see the module).
+
+    ``client`` is a boto3 DynamoDB client; without one, a client is made for ``endpoint_url``
+    (e.g. the local moto server, :func:`efs_sqlite.dynamodb.local.local_endpoint`) and
+    ``region_name``, which needs AWS credentials unless an endpoint is given. ``create`` creates
+    the table (on demand) if it does not exist. ``consistent_reads`` reads strongly consistent.
+    ``attempts`` bounds the rounds of unprocessed keys or items; ``backoff_s`` is the first
+    backoff (doubled each round, fully jittered).
+    """
+
+    #: No read locks: begin_read holds nothing, so the GraphQL layer does not lock ahead.
+    read_locks = False
+    #: Every read is a network round trip: a level's reads are made at once.
+    parallel_reads = True
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        consistent_reads: bool = False,
+        create: bool = False,
+        max_workers: int = 16,
+        attempts: int = 8,
+        backoff_s: float = 0.025,
+    ) -> None:
+        if attempts < 1 or max_workers < 1:
+            raise ValueError("attempts and max_workers must be >= 1")
+        self.table = table
+        self.client = client if client is not None else make_client(endpoint_url, region_name, max_workers)
+        self.consistent_reads = consistent_reads
+        self.attempts, self.backoff_s = attempts, backoff_s
+        self.log = CallLog()
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="efs-sqlite-dynamodb")
+        if create:
+            self.create_table()
+
+    def __repr__(self) -> str:
+        return f"DynamoStore({self.table!r}, consistent_reads={self.consistent_reads})"
+
+    def __enter__(self) -> DynamoStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def accounting(self, *, current_thread: bool = False) -> contextlib.AbstractContextManager[Calls]:
+        """Count the calls made inside the block (see :class:`~efs_sqlite.dynamodb.calls.CallLog`)."""
+        return self.log.accounting(current_thread=current_thread)
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def _call(self, operation: str, call: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any]:
+        """Make one call; a throttled or missing table becomes a store error that says so."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return call(**params)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in THROTTLED:
+                raise StoreBusy(
+                    f"DynamoDB throttled {operation} on table {self.table!r} past botocore's retries "
+                    f"({code}); retry later"
+                ) from exc
+            if code == "ResourceNotFoundException":
+                raise StoreError(
+                    f"DynamoDB table {self.table!r} does not exist: create it with "
+                    "DynamoStore(..., create=True) or `efs-sqlite load --backend dynamodb`"
+                ) from exc
+            raise
+
+    def _record(self, operation: str, response: dict[str, Any], wave: int, **figures: Any) -> None:
+        retries = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        self.log.record(Call(operation, retries=retries, wave=wave, **figures))
+
+    def _backoff(self, attempt: int, what: str) -> None:
+        """Sleep before round ``attempt`` of unprocessed keys or items (full jitter); give up after
+        ``attempts`` rounds."""
+        if attempt >= self.attempts:
+            raise StoreBusy(
+                f"DynamoDB left {what} unprocessed on table {self.table!r} after {attempt} attempts; "
+                "retry later"
+            )
+        time.sleep(random.uniform(0, self.backoff_s * 2 ** (attempt - 1)))
+
+    def _at_once(self, tasks: Sequence[Callable[[], T]]) -> list[T]:
+        """Run ``tasks`` at once on the store's threads (one alone on this thread); every task has
+        ended before the first error is raised."""
+        if len(tasks) == 1:
+            return [tasks[0]()]
+        futures = [self._pool.submit(task) for task in tasks]
+        wait(futures)
+        return [f.result() for f in futures]
+
+    # -- table -----------------------------------------------------------------------------------
+
+    def table_exists(self) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.describe_table(TableName=self.table)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            raise
+        self._record("DescribeTable", response, self.log.wave())
+        return True
+
+    def create_table(self) -> bool:
+        """Create the table (on-demand capacity) if it does not exist, and wait until it is
+        active; True if it was created."""
+        if self.table_exists():
+            return False
+        response = self._call("CreateTable", self.client.create_table, **layout.table_definition(self.table))
+        self._record("CreateTable", response, self.log.wave())
+        self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 1})
+        return True
+
+    def healthy(self) -> bool:
+        """Whether the table can be described (it exists and the endpoint answers)."""
+        try:
+            return self.table_exists()
+        except Exception:
+            return False
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def _batch_get(self, keys: list[layout.Item], consistent: bool) -> dict[Key, layout.Item]:
+        """The items of ``keys`` (distinct) that exist: one BatchGetItem per 100, sent at once."""
+        wave = self.log.wave()
+        chunks = [keys[i : i + MAX_BATCH_GET] for i in range(0, len(keys), MAX_BATCH_GET)]
+        found: dict[Key, layout.Item] = {}
+        for part in self._at_once([lambda c=c: self._get_chunk(c, consistent, wave) for c in chunks]):
+            found.update(part)
+        return found
+
+    def _get_chunk(self, keys: list[layout.Item], consistent: bool, wave: int) -> dict[Key, layout.Item]:
+        found: dict[Key, layout.Item] = {}
+        attempt = 0
+        while keys:
+            request = {self.table: {"Keys": keys, "ConsistentRead": consistent}}
+            response = self._call("BatchGetItem", self.client.batch_get_item, RequestItems=request)
+            items = response.get("Responses", {}).get(self.table, [])
+            left = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+            missing = len(keys) - len(left) - len(items)
+            units = read_units([*items, *[None] * missing], consistent=consistent)
+            self._record("BatchGetItem", response, wave, items=len(keys), read_units=units)
+            found.update((_item_key(item), item) for item in items)
+            keys = left
+            if keys:
+                attempt += 1
+                self._backoff(attempt, f"{len(keys)} keys")
+                wave = self.log.wave()
+        return found
+
+    def _query(
+        self, uid: int, low: str, high: str, limit: int | None, consistent: bool, wave: int
+    ) -> list[int]:
+        """The entries of ``uid``'s list between the sort keys ``low`` and ``high``: one Query
+        (more only past DynamoDB's 1 MB a page)."""
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "id = :id AND f BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":id": {"N": str(uid)}, ":lo": {"S": low}, ":hi": {"S": high}},
+            "ConsistentRead": consistent,
+        }
+        if limit is not None:
+            params["Limit"] = limit
+        refs: list[int] = []
+        while True:
+            response = self._call("Query", self.client.query, **params)
+            items = response.get("Items", [])
+            self._record(
+                "Query",
+                response,
+                wave,
+                items=len(items),
+                read_units=query_units(items, consistent=consistent),
+            )
+            refs += [int(item["r"]["N"]) for item in items]
+            last = response.get("LastEvaluatedKey")
+            if last is None or (limit is not None and len(refs) >= limit):
+                return refs
+            params["ExclusiveStartKey"] = last
+            if limit is not None:
+                params["Limit"] = limit - len(refs)
+            wave = self.log.wave()
+
+    def _whole_list(self, shard: str, uid: int, length: int, consistent: bool = True) -> list[int]:
+        if not length:
+            return []
+        window = layout.entry_range(shard, 0, length)
+        assert window is not None
+        return self._query(uid, *window, None, consistent, self.log.wave())
+
+    def get(self, shard: str, uid: int, default: Any = None) -> Any:
+        """The value of ``uid`` in ``shard``, or ``default``: one GetItem."""
+        validate_shard(shard)
+        response = self._call(
+            "GetItem",
+            self.client.get_item,
+            TableName=self.table,
+            Key=layout.key(shard, uid),
+            ConsistentRead=self.consistent_reads,
+        )
+        item = response.get("Item")
+        units = read_units([item], consistent=self.consistent_reads)
+        self._record("GetItem", response, self.log.wave(), read_units=units)
+        return default if item is None else layout.decode(item)
+
+    def get_many(self, shard: str, uids: Iterable[int]) -> dict[int, Any]:
+        """The values of those ``uids`` present in ``shard``: one BatchGetItem per 100 ids, at once."""
+        validate_shard(shard)
+        ids = list(dict.fromkeys(uids))
+        if not ids:
+            return {}
+        found = self._batch_get([layout.key(shard, uid) for uid in ids], self.consistent_reads)
+        return {uid: layout.decode(item) for (uid, _), item in found.items()}
+
+    def list_count(self, shard: str, uid: int) -> int:
+        """The length of the list at ``uid``: one read of its count item."""
+        return self.list_count_many(shard, [uid])[uid]
+
+    def list_count_many(self, shard: str, uids: Iterable[int]) -> dict[int, int]:
+        """The lengths of several lists (absent lists count 0): their count items, batched."""
+        validate_shard(shard)
+        ids = list(dict.fromkeys(uids))
+        counts = dict.fromkeys(ids, 0)
+        if ids:
+            found = self._batch_get([layout.count_key(shard, uid) for uid in ids], self.consistent_reads)
+            counts.update((uid, int(item["n"]["N"])) for (uid, _), item in found.items())
+        return counts
+
+    def list_page(self, shard: str, uid: int, offset: int = 0, limit: int = 100) -> list[int]:
+        """Entries ``offset .. offset+limit`` of the list at ``uid``: one Query."""
+        return self.list_page_many(shard, [uid], offset, limit)[uid]
+
+    def list_page_many(
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
+    ) -> dict[int, list[int]]:
+        """The same page of several lists: one Query each, sent at once."""
+        return self.list_window_many(shard, uids, offset, limit, counted=False)[1]
+
+    def list_window_many(
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100, *, counted: bool = True
+    ) -> tuple[dict[int, int], dict[int, list[int]]]:
+        """The lengths of several lists and the same page of each: the count items' BatchGetItem
+        and one Query per list, all sent at once (one wave)."""
+        validate_shard(shard)
+        if offset < 0 or limit < 0:
+            raise ValueError("offset and limit must be >= 0")
+        ids = list(dict.fromkeys(uids))
+        pages: dict[int, list[int]] = {uid: [] for uid in ids}
+        counts = dict.fromkeys(ids, 0)
+        if not ids:
+            return counts, pages
+        wave, consistent = self.log.wave(), self.consistent_reads
+        window = layout.entry_range(shard, offset, limit)
+        tasks: list[Callable[[], Any]] = []
+        if counted:
+            keys = [layout.count_key(shard, uid) for uid in ids]
+            tasks.append(
+                lambda: [
+                    self._get_chunk(keys[i : i + MAX_BATCH_GET], consistent, wave)
+                    for i in range(0, len(keys), MAX_BATCH_GET)
+                ]
+            )
+        if window is not None:
+            low, high = window
+            tasks += [lambda u=uid: self._query(u, low, high, limit, consistent, wave) for uid in ids]
+        results = self._at_once(tasks) if tasks else []
+        if counted:
+            for part in results.pop(0):
+                counts.update((uid, int(item["n"]["N"])) for (uid, _), item in part.items())
+        for uid, refs in zip(ids, results, strict=False):
+            pages[uid] = refs
+        return counts, pages
+
+    def _scan(self) -> Iterator[layout.Item]:
+        """Every item of the table (maintenance: stats, scan, count), paged; a Scan is charged by
+        every item it reads."""
+        params: dict[str, Any] = {"TableName": self.table, "ConsistentRead": self.consistent_reads}
+        while True:
+            response = self._call("Scan", self.client.scan, **params)
+            items = response.get("Items", [])
+            units = query_units(items, consistent=self.consistent_reads)
+            self._record("Scan", response, self.log.wave(), items=len(items), read_units=units)
+            yield from items
+            if "LastEvaluatedKey" not in response:
+                return
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def scan(self, shard: str, after: int | None = None, limit: int = 1000) -> list[tuple[int, Any]]:
+        """Up to ``limit`` ``(uid, value)`` pairs in id order, starting after ``after``. A shard's
+        values lie in every partition: this scans the whole table (maintenance, not queries)."""
+        validate_shard(shard)
+        rows = sorted(
+            (layout.uid_of(item), layout.decode(item))
+            for item in self._scan()
+            if item["f"]["S"] == shard and (after is None or layout.uid_of(item) > after)
+        )
+        return rows[:limit]
+
+    def count(self, shard: str) -> int:
+        """How many values ``shard`` holds (a scan of the table, as :meth:`scan`)."""
+        validate_shard(shard)
+        return sum(item["f"]["S"] == shard for item in self._scan())
+
+    def stats(self, integrity: bool = True) -> dict[str, Any]:
+        """Values, list entries and bytes (item sizes) per shard, from one scan of the table."""
+        shards: dict[str, dict[str, int]] = {}
+        for item in self._scan():
+            sort_key = item["f"]["S"]
+            shard, _, rest = sort_key.partition("#")
+            entry = shards.setdefault(shard, {"rows": 0, "refs": 0, "bytes": 0})
+            entry["bytes"] += item_size(item)
+            if not rest:
+                entry["rows"] += 1
+            elif rest != layout.COUNT[1:]:
+                entry["refs"] += 1
+        shards = dict(sorted(shards.items()))
+        return {
+            "table": self.table,
+            "shards": shards,
+            "total_rows": sum(s["rows"] for s in shards.values()),
+            "total_refs": sum(s["refs"] for s in shards.values()),
+            "total_bytes": sum(s["bytes"] for s in shards.values()),
+        }
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        """A block of reads: DynamoDB has no snapshot to hold, so it does nothing."""
+        yield
+
+    def begin_read(self, shard: str, *, wait: bool = True) -> bool:
+        """Nothing to hold (no locks): always True."""
+        validate_shard(shard)
+        return True
+
+    def end_reads(self) -> None:
+        """Nothing is held: nothing to end."""
+
+    def has_shard(self, shard: str) -> bool:
+        """A shard is no file here: a delete may always find something."""
+        validate_shard(shard)
+        return True
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def _write_one(self, verb: str, shard: str, uid: int, arg: Any = None) -> int:
+        batch = WriteBatch()
+        batch._add(verb, shard, uid, arg)
+        return self._commit(batch)
+
+    def insert(self, shard: str, uid: int, value: Any) -> None:
+        """Add a value; :class:`UIDCollision` if ``uid`` holds one (a conditional put)."""
+        self._write_one("insert", shard, uid, value)
+
+    def put(self, shard: str, uid: int, value: Any) -> None:
+        """Insert or replace a value."""
+        self._write_one("put", shard, uid, value)
+
+    def delete(self, shard: str, uid: int) -> bool:
+        """Remove ``uid``'s value and list from ``shard``; True if anything was there."""
+        return self._write_one("delete", shard, uid) > 0
+
+    def list_extend(self, shard: str, uid: int, refs: Iterable[int]) -> None:
+        """Append ``refs`` to the list at ``uid``."""
+        self._write_one("list_extend", shard, uid, check_refs(refs))
+
+    def list_remove(self, shard: str, uid: int, refs: Iterable[int]) -> int:
+        """Remove every occurrence of ``refs`` from the list at ``uid``; return how many."""
+        return self._write_one("list_remove", shard, uid, check_refs(refs))
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[WriteBatch]:
+        """Group writes into one TransactWriteItems, applied when the block ends without an
+        exception: all of them, or (on any failure) none."""
+        batch = WriteBatch()
+        yield batch
+        if batch.ops:
+            self._commit(batch)
+
+    def _commit(self, batch: WriteBatch) -> int:
+        """Apply a group's writes: read what they depend on, work out the items, send them as one
+        call; return the values and entries changed."""
+        ops = batch.ops
+        lists = {(op.shard, op.uid) for op in ops if op.verb != "insert" and op.verb != "put"}
+        deleted = {(op.shard, op.uid) for op in ops if op.verb == "delete"}
+        keys = [layout.count_key(s, u) for s, u in sorted(lists)] + [
+            layout.key(s, u) for s, u in sorted(deleted)
+        ]
+        held = self._batch_get(keys, consistent=True) if keys else {}
+        counts = {
+            (s, u): int(held[(u, s + layout.COUNT)]["n"]["N"]) if (u, s + layout.COUNT) in held else 0
+            for s, u in lists
+        }
+        removing = {(op.shard, op.uid) for op in ops if op.verb == "list_remove"}
+        old = {k: self._whole_list(*k, counts[k]) for k in sorted(removing)}
+
+        values: dict[tuple[str, int], _Value] = {}
+        changes: dict[tuple[str, int], _List] = {}
+        changed = 0
+        for op in ops:
+            k = (op.shard, op.uid)
+            if op.verb in ("insert", "put"):
+                before = values.get(k)
+                if op.verb == "insert" and before is not None and before.item is not None:
+                    raise UIDCollision(op.shard, op.uid)
+                new = before.new if before is not None else op.verb == "insert"
+                values[k] = _Value(layout.value_item(op.shard, op.uid, op.arg), new)
+                changed += 1
+                continue
+            state = changes.get(k)
+            if state is None:
+                state = changes[k] = _List(counts[k], counts[k])
+            if op.verb == "delete":
+                before = values.get(k)
+                was = before.item is not None if before is not None else (op.uid, op.shard) in held
+                changed += was + state.length
+                values[k] = _Value(None, before.new if before is not None else False)
+                state.length, state.entries = 0, {}
+            elif op.verb == "list_extend":
+                state.entries.update((state.length + i, r) for i, r in enumerate(op.arg))
+                state.length += len(op.arg)
+                changed += len(op.arg)
+            elif op.verb == "list_set":
+                state.entries, state.length = dict(enumerate(op.arg)), len(op.arg)
+                changed += len(op.arg)
+            else:  # list_remove
+                current = [
+                    state.entries.get(i, old[k][i] if i < len(old[k]) else 0) for i in range(state.length)
+                ]
+                gone = set(op.arg)
+                kept = [r for r in current if r not in gone]
+                if len(kept) < len(current):
+                    first = next(i for i, r in enumerate(current) if r in gone)
+                    state.entries.update((first + j, r) for j, r in enumerate(kept[first:]))
+                    state.length = len(kept)
+                    changed += len(current) - len(kept)
+        actions = self._actions(values, changes, held)
+        self._send(actions)
+        return changed
+
+    def _actions(
+        self,
+        values: dict[tuple[str, int], _Value],
+        lists: dict[tuple[str, int], _List],
+        held: dict[Key, layout.Item],
+    ) -> list[_Action]:
+        """The items a group writes: values put or deleted, list entries and count items."""
+        table = self.table
+        actions: list[_Action] = []
+        for (shard, uid), change in values.items():
+            condition = {"ConditionExpression": _NEW} if change.new else {}
+            if change.item is not None:
+                _check_size(change.item, shard, uid)
+                request = {"Put": {"TableName": table, "Item": change.item, **condition}}
+                actions.append(_Action(request, change.item, (shard, uid) if change.new else None))
+            elif change.new or (uid, shard) in held:
+                item_key = layout.key(shard, uid)
+                request = {"Delete": {"TableName": table, "Key": item_key, **condition}}
+                actions.append(
+                    _Action(request, held.get((uid, shard), item_key), (shard, uid) if change.new else None)
+                )
+        for (shard, uid), state in lists.items():
+            written = {p: r for p, r in state.entries.items() if p < state.length}
+            if not written and state.length == state.base:
+                continue
+            for pos, ref in sorted(written.items()):
+                item = layout.entry_item(shard, uid, pos, ref)
+                actions.append(_Action({"Put": {"TableName": table, "Item": item}}, item))
+            for pos in range(state.length, state.base):
+                item_key = layout.entry_key(shard, uid, pos)
+                actions.append(_Action({"Delete": {"TableName": table, "Key": item_key}}, item_key))
+            if state.base:
+                unchanged = {
+                    "ConditionExpression": "n = :n",
+                    "ExpressionAttributeValues": {":n": {"N": str(state.base)}},
+                }
+            else:
+                unchanged = {"ConditionExpression": _NEW}
+            if state.length:
+                item = layout.count_item(shard, uid, state.length)
+                request = {"Put": {"TableName": table, "Item": item, **unchanged}}
+            else:
+                item = layout.count_key(shard, uid)
+                request = {"Delete": {"TableName": table, "Key": item, **unchanged}}
+            actions.append(_Action(request, item, list_key=(shard, uid)))
+        if len(actions) > MAX_TRANSACTION_ITEMS:
+            raise GroupTooLarge(
+                f"a grouped write of {len(actions)} items: DynamoDB's TransactWriteItems takes at most "
+                f"{MAX_TRANSACTION_ITEMS}, and a group is never split (it would no longer be atomic); "
+                "write fewer changes per group"
+            )
+        size = sum(item_size(a.units_item) for a in actions)
+        if size > MAX_TRANSACTION_BYTES:
+            raise GroupTooLarge(f"a grouped write of {size:,} bytes: a transaction takes at most 4 MB")
+        return actions
+
+    def _send(self, actions: list[_Action]) -> None:
+        """One PutItem/DeleteItem for one item, else one TransactWriteItems; failed conditions
+        become the store's errors."""
+        from botocore.exceptions import ClientError
+
+        if not actions:
+            return
+        if len(actions) == 1:
+            [(verb, params)] = actions[0].request.items()
+            operation, method = (
+                ("PutItem", self.client.put_item)
+                if verb == "Put"
+                else ("DeleteItem", self.client.delete_item)
+            )
+            units = write_units(actions[0].units_item)
+            try:
+                response = self._call(operation, method, **params)
+            except ClientError as exc:
+                self.log.record(Call(operation, write_units=units, wave=self.log.wave()))
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    raise _condition_failed(actions[0]) from None
+                raise
+            self._record(operation, response, self.log.wave(), write_units=units)
+            return
+        units = sum(write_units(a.units_item, transactional=True) for a in actions)
+        try:
+            response = self._call(
+                "TransactWriteItems",
+                self.client.transact_write_items,
+                TransactItems=[a.request for a in actions],
+            )
+        except ClientError as exc:
+            self.log.record(
+                Call("TransactWriteItems", items=len(actions), write_units=units, wave=self.log.wave())
+            )
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            for action, reason in zip(actions, reasons, strict=False):
+                if reason.get("Code") == "ConditionalCheckFailed":
+                    raise _condition_failed(action) from None
+            raise StoreBusy(f"DynamoDB cancelled the grouped write ({exc}); nothing was written") from None
+        self._record("TransactWriteItems", response, self.log.wave(), items=len(actions), write_units=units)
+
+    # -- bulk writes (the loader) -----------------------------------------------------------------
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        """BatchWriteItem of 25 requests at a time, the unprocessed ones sent again (with backoff).
+        A delete is charged by its key's size (at least 1 unit: the entries it deletes are small)."""
+        for start in range(0, len(requests), MAX_BATCH_WRITE):
+            chunk = requests[start : start + MAX_BATCH_WRITE]
+            attempt = 0
+            while chunk:
+                response = self._call(
+                    "BatchWriteItem", self.client.batch_write_item, RequestItems={self.table: chunk}
+                )
+                left = response.get("UnprocessedItems", {}).get(self.table, [])
+                units = sum(_request_units(r) for r in chunk if r not in left)
+                self._record("BatchWriteItem", response, self.log.wave(), items=len(chunk), write_units=units)
+                chunk = left
+                if chunk:
+                    attempt += 1
+                    self._backoff(attempt, f"{len(chunk)} items")
+
+    def _bulk_items(self, shard: str, uids: list[int], items: list[layout.Item], on_conflict: str) -> int:
+        """Write value items (one per row, in row order) by ``on_conflict``; return rows written."""
+        if on_conflict not in _ON_CONFLICT:
+            raise ValueError(f"on_conflict must be one of {', '.join(_ON_CONFLICT)}, not {on_conflict!r:.40}")
+        for uid, item in zip(uids, items, strict=True):
+            _check_size(item, shard, uid)
+        if on_conflict == "replace":
+            last = dict(zip(uids, items, strict=True))  # of two rows of one id the later wins
+            chosen = list(last.values())
+        else:
+            found = self._batch_get([layout.key(shard, u) for u in dict.fromkeys(uids)], consistent=True)
+            held = {uid: item for (uid, _), item in found.items()}
+            first: dict[int, int] = {}
+            chosen = []
+            for n, (uid, item) in enumerate(zip(uids, items, strict=True)):
+                there = held.get(uid)
+                if there is None and uid in first:
+                    there = items[first[uid]]
+                if there is None:
+                    first[uid] = n
+                    chosen.append(item)
+                elif on_conflict == "error":
+                    raise UIDCollision(shard, uid)
+                elif on_conflict == "skip_equal" and _value(there) != _value(item):
+                    raise UIDCollision(
+                        shard, uid, row=n, held=layout.decode(there), value=layout.decode(item)
+                    )
+        self._batch_write([{"PutRequest": {"Item": item}} for item in chosen])
+        return len(chosen)
+
+    def bulk_insert(self, shard: str, rows: Iterable[tuple[int, Any]], *, on_conflict: str = "error") -> int:
+        """Insert many ``(uid, value)`` rows (see :meth:`~efs_sqlite.store.ShardStore.bulk_insert`:
+        the same ``on_conflict`` rules); every row is checked before anything is written, but the
+        writes are BatchWriteItems, not one transaction."""
+        validate_shard(shard)
+        pairs = list(rows)
+        uids = check_refs(uid for uid, _ in pairs)
+        items = [layout.value_item(shard, uid, value) for uid, (_, value) in zip(uids, pairs, strict=True)]
+        return self._bulk_items(shard, uids, items, on_conflict)
+
+    def bulk_insert_stored(
+        self,
+        shard: str,
+        kind: str,
+        uids: Sequence[int],
+        values: Sequence[Any],
+        *,
+        on_conflict: str = "error",
+    ) -> int:
+        """:meth:`bulk_insert` of a column of ids and a column of values in the stored form of
+        ``kind`` (see :meth:`~efs_sqlite.store.ShardStore.bulk_insert_stored`)."""
+        validate_shard(shard)
+        if kind not in STORED_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(STORED_KINDS)}, not {kind!r:.40}")
+        form = KIND_OF[kind].stored
+        assert form is not None
+        ids = check_refs(uids)
+        values = list(values)
+        if len(ids) != len(values):
+            raise ValueError(f"{len(ids)} ids but {len(values)} values")
+        items = []
+        for uid, value in zip(ids, values, strict=True):
+            if value is not None and not form.fits(value):
+                raise TypeError(f"a stored {kind} value is {form.form} or None, not {value!r:.60}")
+            item = layout.key(shard, uid)
+            item["v"] = layout.attribute(value)
+            if value is not None and form.tag != PLAIN:
+                item["k"] = {"N": str(form.tag)}
+            items.append(item)
+        return self._bulk_items(shard, ids, items, on_conflict)
+
+    def bulk_lists(
+        self,
+        shard: str,
+        rows: Iterable[tuple[int, Sequence[int]]],
+        *,
+        on_conflict: Literal["replace", "skip_equal"] = "replace",
+    ) -> int:
+        """Set whole reference lists (see :meth:`~efs_sqlite.store.ShardStore.bulk_lists`: the same
+        rules); return lists written."""
+        validate_shard(shard)
+        if on_conflict not in ("replace", "skip_equal"):
+            raise ValueError(f"on_conflict must be replace or skip_equal, not {on_conflict!r:.40}")
+        pairs = [(uid, check_refs(refs)) for uid, refs in rows]
+        uids = check_refs(uid for uid, _ in pairs)
+        row_of = dict(zip(uids, range(len(uids)), strict=True))  # an id's last row
+        if on_conflict == "skip_equal":
+            first: dict[int, int] = {}
+            for n, uid in enumerate(uids):
+                k = first.setdefault(uid, n)
+                if pairs[k][1] != pairs[n][1]:
+                    raise UIDCollision(shard, uid, row=n, held=pairs[k][1], value=pairs[n][1])
+        found = self._batch_get([layout.count_key(shard, u) for u in row_of], consistent=True)
+        lengths = {uid: int(item["n"]["N"]) for (uid, _), item in found.items()}
+        if on_conflict == "skip_equal":
+            for uid in [u for u in row_of if lengths.get(u)]:
+                n = row_of[uid]
+                there = self._whole_list(shard, uid, lengths[uid])
+                if there != pairs[n][1]:
+                    raise UIDCollision(shard, uid, row=n, held=there, value=pairs[n][1])
+                del row_of[uid]
+        requests: list[dict[str, Any]] = []
+        for uid, n in row_of.items():
+            refs = pairs[n][1]
+            requests += [
+                {"PutRequest": {"Item": layout.entry_item(shard, uid, p, r)}} for p, r in enumerate(refs)
+            ]
+            old = range(len(refs), lengths.get(uid, 0))
+            requests += [{"DeleteRequest": {"Key": layout.entry_key(shard, uid, p)}} for p in old]
+            if refs:
+                requests.append({"PutRequest": {"Item": layout.count_item(shard, uid, len(refs))}})
+            elif lengths.get(uid):
+                requests.append({"DeleteRequest": {"Key": layout.count_key(shard, uid)}})
+        self._batch_write(requests)
+        return len(row_of)
+
+    # -- the rest ----------------------------------------------------------------------------------
+
+    def close_thread(self) -> None:
+        """Nothing per thread to close (one client, shared)."""
+
+    def close(self) -> None:
+        """Stop the store's reader threads (the client needs no closing)."""
+        self._pool.shutdown(wait=True)
+
+
+def _request_units(request: dict[str, Any]) -> float:
+    put = request.get("PutRequest")
+    return write_units(put["Item"] if put is not None else request["DeleteRequest"]["Key"])
+
+
+def _value(item: layout.Item) -> tuple[Any, Any]:
+    return item["v"], item.get("k")
+
+
+def _check_size(item: layout.Item, shard: str, uid: int) -> None:
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
+        raise ItemTooLarge(
+            f"the value of id {uid} in shard {shard!r} is an item of {size:,} bytes: DynamoDB takes at "
+            f"most {MAX_ITEM_BYTES:,} (400 KB); nothing was written"
+        )
+
+
+def _condition_failed(action: _Action) -> Exception:
+    if action.collision is not None:
+        return UIDCollision(*action.collision)
+    shard, uid = action.list_key or ("?", 0)
+    return StoreBusy(
+        f"the list of id {uid} in shard {shard!r} changed while it was being written (another writer); "
+        "nothing was written — retry"
+    )
+
+
+_clients_lock = threading.Lock()
+
+
+def make_client(
+    endpoint_url: str | None,
+    region_name: str | None,
+    max_workers: int = 16,
+    *,
+    credentials: tuple[str, str] | None = None,
+) -> Any:
+    """A DynamoDB client (botocore's standard retries, a connection per reader thread); a clear
+    :class:`StoreError` when it could not sign a request (no credentials, and no endpoint given)
+    or has no region. ``credentials`` (a key id and secret) replace the environment's."""
+    import boto3
+    from botocore.config import Config
+
+    keys = (
+        {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]} if credentials else {}
+    )
+    with _clients_lock:  # making sessions is not thread-safe in boto3
+        session = boto3.session.Session(region_name=region_name, **keys)
+    if session.region_name is None:
+        raise StoreError("DynamoDB needs a region: pass --region (region_name=) or set AWS_REGION")
+    if endpoint_url is None and session.get_credentials() is None:
+        raise StoreError(
+            "DynamoDB needs AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID ..., or a role), or an "
+            "endpoint to talk to instead: --endpoint-url (endpoint_url=), e.g. a local moto server"
+        )
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=max_workers)
+    return session.client("dynamodb", endpoint_url=endpoint_url, config=config)
