@@ -834,10 +834,12 @@ def make_client(
     max_workers: int = 16,
     *,
     credentials: tuple[str, str] | None = None,
+    max_attempts: int = 5,
 ) -> Any:
     """A DynamoDB client (botocore's standard retries, a connection per reader thread); a clear
     :class:`StoreError` when it could not sign a request (no credentials, and no endpoint given)
-    or has no region. ``credentials`` (a key id and secret) replace the environment's."""
+    or has no region. ``credentials`` (a key id and secret) replace the environment's;
+    ``max_attempts`` bounds botocore's attempts at a throttled call."""
     import boto3
     from botocore.config import Config
 
@@ -853,5 +855,7 @@ def make_client(
             "DynamoDB needs AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID ..., or a role), or an "
             "endpoint to talk to instead: --endpoint-url (endpoint_url=), e.g. a local moto server"
         )
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=max_workers)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts}, max_pool_connections=max_workers
+    )
     return session.client("dynamodb", endpoint_url=endpoint_url, config=config)
