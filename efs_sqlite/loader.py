@@ -73,7 +73,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -90,6 +90,7 @@ __all__ = [
     "LOCAL_THREADS",
     "LoadSummary",
     "default_threads",
+    "dump",
     "load",
     "load_path",
     "validate_record",
@@ -667,3 +668,36 @@ def load_path(store: StoreBackend, path: str | os.PathLike[str], **options: Any)
     manifest = read_manifest(path)
     total = manifest["records"] if manifest else None
     return load(store, read_records(path), total=total, **options)
+
+
+def dump(store: StoreBackend, model: Model = INSURANCE, *, page: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every node of ``store`` (of ``model``) as the records :func:`load` takes, a page of ``page``
+    nodes at a time: ``load(other, dump(store))`` copies one backend into another. The nodes come
+    from a scan of the ``_type`` shard (cheap on SQLite; a table scan per page on DynamoDB).
+
+    >>> import tempfile
+    >>> store = ShardStore(tempfile.mkdtemp())
+    >>> _ = load(store, [{"shard": "_type", "uid": 5, "value": "Party"},
+    ...                  {"shard": "party_claims", "uid": 5, "value": [7, 8]}], progress=False)
+    >>> list(dump(store))
+    [{'shard': '_type', 'uid': 5, 'value': 'Party'}, {'shard': 'party_claims', 'uid': 5, 'value': [7, 8]}]
+    """
+    after: int | None = None
+    while rows := store.scan(TYPE_SHARD, after=after, limit=page):
+        by_type: dict[str, list[int]] = {}
+        for uid, type_name in rows:
+            yield {"shard": TYPE_SHARD, "uid": uid, "value": type_name}
+            by_type.setdefault(type_name, []).append(uid)
+        for type_name, ids in by_type.items():
+            node_type = model.type(type_name)
+            for f in node_type.fields:
+                shard = node_type.shard(f.name)
+                if f.kind == "refs":
+                    for uid, n in store.list_count_many(shard, ids).items():
+                        if n:
+                            yield {"shard": shard, "uid": uid, "value": store.list_page(shard, uid, 0, n)}
+                else:
+                    for uid, value in store.get_many(shard, ids).items():
+                        if value is not None:
+                            yield {"shard": shard, "uid": uid, "value": value}
+        after = rows[-1][0]

@@ -91,12 +91,12 @@ def table_definition(table: str) -> dict[str, Any]:
 
 def key(shard: str, uid: int) -> Item:
     """The key of ``uid``'s value in ``shard``."""
-    return {"id": {"N": str(uid)}, "f": {"S": shard}}
+    return {"id": {"N": str(int(uid))}, "f": {"S": shard}}
 
 
 def count_key(shard: str, uid: int) -> Item:
     """The key of the count item of ``uid``'s list in ``shard``."""
-    return {"id": {"N": str(uid)}, "f": {"S": shard + COUNT}}
+    return {"id": {"N": str(int(uid))}, "f": {"S": shard + COUNT}}
 
 
 def position(shard: str, pos: int) -> str:
@@ -110,7 +110,7 @@ def position(shard: str, pos: int) -> str:
 
 def entry_key(shard: str, uid: int, pos: int) -> Item:
     """The key of the entry at ``pos`` of ``uid``'s list in ``shard``."""
-    return {"id": {"N": str(uid)}, "f": {"S": position(shard, pos)}}
+    return {"id": {"N": str(int(uid))}, "f": {"S": position(shard, pos)}}
 
 
 def entry_range(shard: str, offset: int, limit: int) -> tuple[str, str] | None:
@@ -149,7 +149,7 @@ def attribute(stored: Any) -> dict[str, Any]:
 def entry_item(shard: str, uid: int, pos: int, ref: int) -> Item:
     """The item of the entry ``ref`` at ``pos`` of ``uid``'s list in ``shard``."""
     item = entry_key(shard, uid, pos)
-    item["r"] = {"N": str(ref)}
+    item["r"] = {"N": str(int(ref))}
     return item
 
 

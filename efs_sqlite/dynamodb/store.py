@@ -270,7 +270,7 @@ class DynamoStore:
         params: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "id = :id AND f BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {":id": {"N": str(uid)}, ":lo": {"S": low}, ":hi": {"S": high}},
+            "ExpressionAttributeValues": {":id": {"N": str(int(uid))}, ":lo": {"S": low}, ":hi": {"S": high}},
             "ConsistentRead": consistent,
         }
         if limit is not None:
