@@ -18,7 +18,8 @@ Execution is synchronous and runs on the event loop's thread: on Lambda one requ
 anyway, and a store read is far shorter than a thread hand-off would cost.
 
 Debugging: with ``accounting`` (a context-manager factory whose value has ``as_dict()``, such as
-the EFS model's per-request operation counter), a request carrying the header ``x-efs-ops: 1`` gets
+the EFS model's per-request operation counter, or a DynamoDB store's ``accounting``: its calls,
+read and write units and modelled latency), a request carrying the header ``x-efs-ops: 1`` gets
 the accounting of its own execution in ``extensions.ops``.
 """
 

@@ -849,11 +849,16 @@ def make_client(
     with _clients_lock:  # making sessions is not thread-safe in boto3
         session = boto3.session.Session(region_name=region_name, **keys)
     if session.region_name is None:
-        raise StoreError("DynamoDB needs a region: pass --region (region_name=) or set AWS_REGION")
-    if endpoint_url is None and session.get_credentials() is None:
-        raise StoreError(
-            "DynamoDB needs AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID ..., or a role), or an "
-            "endpoint to talk to instead: --endpoint-url (endpoint_url=), e.g. a local moto server"
+        raise StoreError("DynamoDB needs a region: pass --region (region_name=) or set AWS_DEFAULT_REGION")
+    if not keys and session.get_credentials() is None:
+        if endpoint_url is None:
+            raise StoreError(
+                "DynamoDB needs AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID ..., or a role), or an "
+                "endpoint to talk to instead: --endpoint-url (endpoint_url=), e.g. a local moto server"
+            )
+        # An endpoint of one's own (moto, DynamoDB Local) checks no signature: sign with placeholders.
+        session = boto3.session.Session(
+            region_name=session.region_name, aws_access_key_id="local", aws_secret_access_key="local"
         )
     config = Config(
         retries={"mode": "standard", "max_attempts": max_attempts}, max_pool_connections=max_workers
