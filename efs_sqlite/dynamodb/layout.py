@@ -27,7 +27,7 @@ Items
   the item size limit.
 
 Attribute names are one letter: every byte of a name is paid for in every item read or written
-(``docs/SOURCES.md#dynamodb-capacity``).
+(``docs/SOURCES.md#dynamodb-item-size``).
 
 >>> value_item("claim_type_code", 7, "MOTOR")
 {'id': {'N': '7'}, 'f': {'S': 'claim_type_code'}, 'v': {'S': 'MOTOR'}}
