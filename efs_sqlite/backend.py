@@ -20,6 +20,10 @@ help:
   ``begin_read`` with True and holds nothing, ``end_reads`` and :meth:`StoreBackend.read` do
   nothing, and the GraphQL layer does not lock ahead on it.
 
+A store whose reads of several shards cost one call (DynamoDB: the keys of every shard go into one
+BatchGetItem) also implements :class:`LevelReader`: the GraphQL layer then hands it all the reads
+of a level at once (:class:`ValuesRead`, :class:`ListsRead`) instead of one read per shard.
+
 >>> import tempfile
 >>> from efs_sqlite.store import ShardStore
 >>> store: StoreBackend = ShardStore(tempfile.mkdtemp())
@@ -32,9 +36,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["BatchWriter", "StoreBackend"]
+__all__ = ["BatchWriter", "LevelReader", "ListsRead", "StoreBackend", "ValuesRead"]
 
 OnConflict = Literal["error", "replace", "ignore", "skip_equal"]
 
@@ -141,3 +145,28 @@ class StoreBackend(Protocol):
     def stats(self, integrity: bool = True) -> dict[str, Any]: ...
     def close_thread(self) -> None: ...
     def close(self) -> None: ...
+
+
+class ValuesRead(NamedTuple):
+    """The values of ``ids`` in ``shard``: answered as :meth:`StoreBackend.get_many` answers."""
+
+    shard: str
+    ids: list[int]
+
+
+class ListsRead(NamedTuple):
+    """The lengths of the ``uncounted`` lists of ``shard`` and, per ``(offset, limit)`` window, the
+    pages of the lists of its ids: answered ``(lengths, {window: {uid: page}})``."""
+
+    shard: str
+    uncounted: list[int]
+    windows: dict[tuple[int, int], list[int]]
+
+
+@runtime_checkable
+class LevelReader(Protocol):
+    """A store that reads several shards in one round (see the module)."""
+
+    def read_level(self, reads: Sequence[ValuesRead | ListsRead]) -> list[Any]:
+        """The answers to ``reads``, in order, read at once."""
+        ...

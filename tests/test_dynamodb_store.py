@@ -311,3 +311,33 @@ def test_boto3_is_not_imported_by_the_package_or_the_efs_path() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]"
+
+
+# -- the GraphQL layer's reads -------------------------------------------------------------------
+
+
+def test_a_query_level_is_one_batch_get_and_its_pages_sent_at_once(
+    insurance: Any, dynamo_store: DynamoStore
+) -> None:
+    from test_graphql import CLAIM_WITH_PARTIES
+
+    from efs_sqlite.graphql import GraphQLAPI
+    from efs_sqlite.loader import dump, load
+
+    load(dynamo_store, dump(insurance.store), progress=False)
+    api = GraphQLAPI(dynamo_store)
+    with dynamo_store.accounting() as calls:
+        result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})
+    assert result == GraphQLAPI(insurance.store).execute(
+        CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]}
+    )
+    waves: dict[int, list[tuple[str, int]]] = {}
+    for c in calls.calls:
+        waves.setdefault(c.wave, []).append((c.operation, c.items))
+    # The claim's three fields and its list's length in one BatchGetItem, with the page's Query;
+    # then the ten parties' two fields in one BatchGetItem.
+    assert [sorted(w) for w in waves.values()] == [
+        [("BatchGetItem", 4), ("Query", 10)],
+        [("BatchGetItem", 20)],
+    ]
+    assert calls.as_dict()["waves"] == 2

@@ -46,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from efs_sqlite.backend import ListsRead, ValuesRead
 from efs_sqlite.dynamodb import layout
 from efs_sqlite.dynamodb.calls import Call, CallLog, Calls
 from efs_sqlite.dynamodb.capacity import item_size, query_units, read_units, write_units
@@ -384,6 +385,57 @@ class DynamoStore:
         for uid, refs in zip(ids, results, strict=False):
             pages[uid] = refs
         return counts, pages
+
+    def read_level(self, reads: Sequence[ValuesRead | ListsRead]) -> list[Any]:
+        """The reads of one level of a query, in one round (the GraphQL layer's
+        :class:`~efs_sqlite.backend.LevelReader`): the values and list lengths of every shard in
+        one BatchGetItem per 100 keys, and one Query per list page, all sent at once."""
+        keys: dict[Key, layout.Item] = {}
+        pages: list[tuple[int, str, int, int]] = []  # (uid, shard, offset, limit)
+        for read in reads:
+            validate_shard(read.shard)
+            if isinstance(read, ValuesRead):
+                keys.update(((u, read.shard), layout.key(read.shard, u)) for u in read.ids)
+            else:
+                keys.update(
+                    ((u, read.shard + layout.COUNT), layout.count_key(read.shard, u)) for u in read.uncounted
+                )
+                pages += [(u, read.shard, *window) for window, ids in read.windows.items() for u in ids]
+        wave, consistent = self.log.wave(), self.consistent_reads
+        listed = list(keys.values())
+        tasks: list[Callable[[], Any]] = [
+            lambda c=listed[i : i + MAX_BATCH_GET]: self._get_chunk(c, consistent, wave)
+            for i in range(0, len(listed), MAX_BATCH_GET)
+        ]
+        windows = [(page, layout.entry_range(page[1], page[2], page[3])) for page in dict.fromkeys(pages)]
+        wanted = [(page, r) for page, r in windows if r is not None]
+        tasks += [lambda p=p, r=r: self._query(p[0], *r, p[3], consistent, wave) for p, r in wanted]
+        results = self._at_once(tasks) if tasks else []
+        found: dict[Key, layout.Item] = {}
+        for part in results[: len(tasks) - len(wanted)]:
+            found.update(part)
+        entries = dict(zip((p for p, _ in wanted), results[len(tasks) - len(wanted) :], strict=True))
+        answers: list[Any] = []
+        for read in reads:
+            if isinstance(read, ValuesRead):
+                answers.append(
+                    {u: layout.decode(found[(u, read.shard)]) for u in read.ids if (u, read.shard) in found}
+                )
+                continue
+            counted = {(u, read.shard + layout.COUNT) for u in read.uncounted}
+            lengths = {
+                u: int(found[k]["n"]["N"]) if k in found else 0 for u, k in ((k[0], k) for k in counted)
+            }
+            answers.append(
+                (
+                    lengths,
+                    {
+                        window: {u: entries.get((u, read.shard, *window), []) for u in ids}
+                        for window, ids in read.windows.items()
+                    },
+                )
+            )
+        return answers
 
     def _scan(self) -> Iterator[layout.Item]:
         """Every item of the table (maintenance: stats, scan, count), paged; a Scan is charged by

@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
-from efs_sqlite.backend import StoreBackend
+from efs_sqlite.backend import ListsRead, StoreBackend, ValuesRead
 from efs_sqlite.graph import Graph
 from efs_sqlite.graphql.documents import Prepared
 from efs_sqlite.graphql.limits import Limits
@@ -88,11 +88,13 @@ class Page(NamedTuple):
 
 class _Read(NamedTuple):
     """Reads of one shard: ``fetch`` runs them (on any thread), ``merge`` files their result in
-    the request's caches (on the request's thread)."""
+    the request's caches (on the request's thread); ``request`` says what they are, for a store
+    that reads a whole level at once (a :class:`~efs_sqlite.backend.LevelReader`)."""
 
     shard: str
     fetch: Callable[[], Any]
     merge: Callable[[Any], None]
+    request: ValuesRead | ListsRead
 
 
 class _Work(NamedTuple):
@@ -225,6 +227,7 @@ class Request:
         "held",
         "lane",
         "lanes",
+        "level_reader",
         "limits",
         "lists",
         "pages",
@@ -242,6 +245,10 @@ class Request:
         self, store: StoreBackend, graph: Graph, limits: Limits, prepared: Prepared, lanes: Lanes | None
     ) -> None:
         self.store, self.graph, self.limits = store, graph, limits
+        # A LevelReader's method, looked up by name: a Protocol check would cost every request.
+        self.level_reader: Callable[[list[ValuesRead | ListsRead]], list[Any]] | None = getattr(
+            store, "read_level", None
+        )
         self.prepared, self.lanes = prepared, lanes
         self.budget = limits.max_nodes
         self.values: dict[str, dict[int, Any]] = {}
@@ -268,7 +275,10 @@ class Request:
         if not missing:
             return None
         return _Read(
-            shard, partial(self.store.get_many, shard, missing), partial(_merge_values, cache, missing)
+            shard,
+            partial(self.store.get_many, shard, missing),
+            partial(_merge_values, cache, missing),
+            ValuesRead(shard, missing),
         )
 
     def _lists_read(self, shard: str, keys: Iterable[ListKey]) -> _Read | None:
@@ -289,6 +299,7 @@ class Request:
             shard,
             partial(fetch_lists, self.store, shard, uncounted, windows),
             partial(self._merge_lists, shard),
+            ListsRead(shard, uncounted, windows),
         )
 
     def _merge_lists(self, shard: str, result: Lists) -> None:
@@ -306,6 +317,10 @@ class Request:
         todo = [r for r in reads if r is not None]
         if todo and self.replay is not None:
             self._replay()
+        if self.level_reader is not None and todo:  # the store reads them all in one round
+            for r, result in zip(todo, self.level_reader([r.request for r in todo]), strict=True):
+                r.merge(result)
+            return
         if self.held is not None and todo:
             if all(r.shard in self.held for r in todo):
                 assert self.lane is not None
