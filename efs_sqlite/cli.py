@@ -50,6 +50,11 @@ def _store_arguments(p: argparse.ArgumentParser, root_help: str) -> None:
         "--endpoint-url", help="a DynamoDB endpoint instead of AWS's, e.g. a moto server (--backend dynamodb)"
     )
     p.add_argument("--region", help="the AWS region (--backend dynamodb; default: the session's)")
+    p.add_argument(
+        "--consistent-reads",
+        action="store_true",
+        help="strongly consistent reads, at twice the read units (--backend dynamodb)",
+    )
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import fresh_dynamo_store
 
+from efs_sqlite.backend import LevelReader
 from efs_sqlite.dynamodb import DynamoStore, make_client
 from efs_sqlite.dynamodb.calls import Calls
 from efs_sqlite.errors import GroupTooLarge, ItemTooLarge, StoreBusy, StoreError, UIDCollision
@@ -325,6 +326,7 @@ def test_a_query_level_is_one_batch_get_and_its_pages_sent_at_once(
     from efs_sqlite.loader import dump, load
 
     load(dynamo_store, dump(insurance.store), progress=False)
+    assert isinstance(dynamo_store, LevelReader) and not isinstance(insurance.store, LevelReader)
     api = GraphQLAPI(dynamo_store)
     with dynamo_store.accounting() as calls:
         result = api.execute(CLAIM_WITH_PARTIES, {"id": insurance.ids[insurance.claim]})

@@ -21,6 +21,11 @@ caches on the request's own thread. A request has a :class:`Lane` of these threa
 while it reads (concurrent requests get lanes of their own; a warm Lambda, one request at a time,
 keeps one).
 
+A store that reads several shards in one round (a :class:`~efs_sqlite.backend.LevelReader`:
+DynamoDB, whose BatchGetItem takes keys of every field) is handed all the reads of a level at once
+instead, values, list lengths and pages together; it has no locks to take ahead (its
+``read_locks`` is False).
+
 On EFS most of a warm read's round trips are its lock cycle (7 of 8: taking the SHARED lock with
 its probes and the change-counter read, then 1 to let go), not data, which SQLite's page cache
 keeps. So a query of several levels *locks ahead*: the plan alone names every shard it may read at
