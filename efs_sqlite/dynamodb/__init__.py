@@ -5,6 +5,7 @@ table, every call counted with its capacity units and modelled latency. One modu
 - :mod:`~efs_sqlite.dynamodb.capacity`: read and write units from item sizes, by AWS's rules;
 - :mod:`~efs_sqlite.dynamodb.latency`: per call type, p50/p90/p99 from published measurements;
 - :mod:`~efs_sqlite.dynamodb.calls`: the calls made, by operation, and ``accounting()`` scopes;
+- :mod:`~efs_sqlite.dynamodb.writes`: a grouped write worked out as items, and the limits on writes;
 - :mod:`~efs_sqlite.dynamodb.store`: :class:`DynamoStore`;
 - :mod:`~efs_sqlite.dynamodb.local`: the local default, an in-process moto server.
 

@@ -43,31 +43,26 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from efs_sqlite.backend import ListsRead, ValuesRead
-from efs_sqlite.dynamodb import layout
+from efs_sqlite.dynamodb import layout, writes
 from efs_sqlite.dynamodb.calls import Call, CallLog, Calls
 from efs_sqlite.dynamodb.capacity import item_size, query_units, read_units, write_units
-from efs_sqlite.errors import GroupTooLarge, ItemTooLarge, StoreBusy, StoreError, UIDCollision
+from efs_sqlite.errors import StoreBusy, StoreError, UIDCollision
 from efs_sqlite.kinds import KIND_OF, PLAIN
 from efs_sqlite.store import STORED_KINDS, WriteBatch, check_refs, validate_shard
 
-__all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_ITEM_BYTES", "MAX_TRANSACTION_ITEMS", "DynamoStore"]
+__all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "DynamoStore", "make_client"]
 
-#: DynamoDB's limits (``docs/SOURCES.md#dynamodb-limits``).
+#: DynamoDB's limits of batches (``docs/SOURCES.md#dynamodb-limits``; those of writes: ``writes``).
 MAX_BATCH_GET = 100
 MAX_BATCH_WRITE = 25
-MAX_TRANSACTION_ITEMS = 100
-MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
-MAX_ITEM_BYTES = 400 * 1024
 #: The error codes of a throttled call.
 THROTTLED = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
 _ON_CONFLICT = ("error", "replace", "ignore", "skip_equal")
-_NEW = "attribute_not_exists(id)"
 
 T = TypeVar("T")
 Key = tuple[int, str]  # (uid, sort key) of an item
@@ -75,33 +70,6 @@ Key = tuple[int, str]  # (uid, sort key) of an item
 
 def _item_key(item: layout.Item) -> Key:
     return int(item["id"]["N"]), item["f"]["S"]
-
-
-@dataclass
-class _Value:
-    """A value's change in a group: put (``new``: on the condition that none was there) or delete."""
-
-    item: layout.Item | None
-    new: bool
-
-
-@dataclass
-class _List:
-    """A list's change in a group: its length before (``base``) and after, and the entries written."""
-
-    base: int
-    length: int
-    entries: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass
-class _Action:
-    """One item of a group's TransactWriteItems, with what a failed condition of it means."""
-
-    request: dict[str, Any]
-    units_item: layout.Item
-    collision: tuple[str, int] | None = None  # an insert: (shard, uid)
-    list_key: tuple[str, int] | None = None  # a list's count item
 
 
 class DynamoStore:
@@ -543,123 +511,17 @@ class DynamoStore:
             self._commit(batch)
 
     def _commit(self, batch: WriteBatch) -> int:
-        """Apply a group's writes: read what they depend on, work out the items, send them as one
-        call; return the values and entries changed."""
-        ops = batch.ops
-        lists = {(op.shard, op.uid) for op in ops if op.verb != "insert" and op.verb != "put"}
-        deleted = {(op.shard, op.uid) for op in ops if op.verb == "delete"}
-        keys = [layout.count_key(s, u) for s, u in sorted(lists)] + [
-            layout.key(s, u) for s, u in sorted(deleted)
-        ]
-        held = self._batch_get(keys, consistent=True) if keys else {}
-        counts = {
-            (s, u): int(held[(u, s + layout.COUNT)]["n"]["N"]) if (u, s + layout.COUNT) in held else 0
-            for s, u in lists
-        }
-        removing = {(op.shard, op.uid) for op in ops if op.verb == "list_remove"}
-        old = {k: self._whole_list(*k, counts[k]) for k in sorted(removing)}
+        """Apply a group's writes: read what they depend on (strongly consistent), work out the
+        items (:func:`~efs_sqlite.dynamodb.writes.plan`), send them as one call; return the values
+        and entries changed."""
+        needs = writes.needs(batch.ops)
+        held = self._batch_get(needs.keys, consistent=True) if needs.keys else {}
+        old = {(s, u): self._whole_list(s, u, writes.length(held, s, u)) for s, u in needs.removing}
+        group = writes.plan(self.table, batch.ops, held, old)
+        self._send(group.actions)
+        return group.changed
 
-        values: dict[tuple[str, int], _Value] = {}
-        changes: dict[tuple[str, int], _List] = {}
-        changed = 0
-        for op in ops:
-            k = (op.shard, op.uid)
-            if op.verb in ("insert", "put"):
-                before = values.get(k)
-                if op.verb == "insert" and before is not None and before.item is not None:
-                    raise UIDCollision(op.shard, op.uid)
-                new = before.new if before is not None else op.verb == "insert"
-                values[k] = _Value(layout.value_item(op.shard, op.uid, op.arg), new)
-                changed += 1
-                continue
-            state = changes.get(k)
-            if state is None:
-                state = changes[k] = _List(counts[k], counts[k])
-            if op.verb == "delete":
-                before = values.get(k)
-                was = before.item is not None if before is not None else (op.uid, op.shard) in held
-                changed += was + state.length
-                values[k] = _Value(None, before.new if before is not None else False)
-                state.length, state.entries = 0, {}
-            elif op.verb == "list_extend":
-                state.entries.update((state.length + i, r) for i, r in enumerate(op.arg))
-                state.length += len(op.arg)
-                changed += len(op.arg)
-            elif op.verb == "list_set":
-                state.entries, state.length = dict(enumerate(op.arg)), len(op.arg)
-                changed += len(op.arg)
-            else:  # list_remove
-                current = [
-                    state.entries.get(i, old[k][i] if i < len(old[k]) else 0) for i in range(state.length)
-                ]
-                gone = set(op.arg)
-                kept = [r for r in current if r not in gone]
-                if len(kept) < len(current):
-                    first = next(i for i, r in enumerate(current) if r in gone)
-                    state.entries.update((first + j, r) for j, r in enumerate(kept[first:]))
-                    state.length = len(kept)
-                    changed += len(current) - len(kept)
-        actions = self._actions(values, changes, held)
-        self._send(actions)
-        return changed
-
-    def _actions(
-        self,
-        values: dict[tuple[str, int], _Value],
-        lists: dict[tuple[str, int], _List],
-        held: dict[Key, layout.Item],
-    ) -> list[_Action]:
-        """The items a group writes: values put or deleted, list entries and count items."""
-        table = self.table
-        actions: list[_Action] = []
-        for (shard, uid), change in values.items():
-            condition = {"ConditionExpression": _NEW} if change.new else {}
-            if change.item is not None:
-                _check_size(change.item, shard, uid)
-                request = {"Put": {"TableName": table, "Item": change.item, **condition}}
-                actions.append(_Action(request, change.item, (shard, uid) if change.new else None))
-            elif change.new or (uid, shard) in held:
-                item_key = layout.key(shard, uid)
-                request = {"Delete": {"TableName": table, "Key": item_key, **condition}}
-                actions.append(
-                    _Action(request, held.get((uid, shard), item_key), (shard, uid) if change.new else None)
-                )
-        for (shard, uid), state in lists.items():
-            written = {p: r for p, r in state.entries.items() if p < state.length}
-            if not written and state.length == state.base:
-                continue
-            for pos, ref in sorted(written.items()):
-                item = layout.entry_item(shard, uid, pos, ref)
-                actions.append(_Action({"Put": {"TableName": table, "Item": item}}, item))
-            for pos in range(state.length, state.base):
-                item_key = layout.entry_key(shard, uid, pos)
-                actions.append(_Action({"Delete": {"TableName": table, "Key": item_key}}, item_key))
-            if state.base:
-                unchanged = {
-                    "ConditionExpression": "n = :n",
-                    "ExpressionAttributeValues": {":n": {"N": str(state.base)}},
-                }
-            else:
-                unchanged = {"ConditionExpression": _NEW}
-            if state.length:
-                item = layout.count_item(shard, uid, state.length)
-                request = {"Put": {"TableName": table, "Item": item, **unchanged}}
-            else:
-                item = layout.count_key(shard, uid)
-                request = {"Delete": {"TableName": table, "Key": item, **unchanged}}
-            actions.append(_Action(request, item, list_key=(shard, uid)))
-        if len(actions) > MAX_TRANSACTION_ITEMS:
-            raise GroupTooLarge(
-                f"a grouped write of {len(actions)} items: DynamoDB's TransactWriteItems takes at most "
-                f"{MAX_TRANSACTION_ITEMS}, and a group is never split (it would no longer be atomic); "
-                "write fewer changes per group"
-            )
-        size = sum(item_size(a.units_item) for a in actions)
-        if size > MAX_TRANSACTION_BYTES:
-            raise GroupTooLarge(f"a grouped write of {size:,} bytes: a transaction takes at most 4 MB")
-        return actions
-
-    def _send(self, actions: list[_Action]) -> None:
+    def _send(self, actions: list[writes.Action]) -> None:
         """One PutItem/DeleteItem for one item, else one TransactWriteItems; failed conditions
         become the store's errors."""
         from botocore.exceptions import ClientError
@@ -673,17 +535,17 @@ class DynamoStore:
                 if verb == "Put"
                 else ("DeleteItem", self.client.delete_item)
             )
-            units = write_units(actions[0].units_item)
+            units = write_units(actions[0].item)
             try:
                 response = self._call(operation, method, **params)
             except ClientError as exc:
                 self.log.record(Call(operation, write_units=units, wave=self.log.wave()))
                 if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    raise _condition_failed(actions[0]) from None
+                    raise writes.condition_failed(actions[0]) from None
                 raise
             self._record(operation, response, self.log.wave(), write_units=units)
             return
-        units = sum(write_units(a.units_item, transactional=True) for a in actions)
+        units = sum(write_units(a.item, transactional=True) for a in actions)
         try:
             response = self._call(
                 "TransactWriteItems",
@@ -699,7 +561,7 @@ class DynamoStore:
             reasons = exc.response.get("CancellationReasons") or []
             for action, reason in zip(actions, reasons, strict=False):
                 if reason.get("Code") == "ConditionalCheckFailed":
-                    raise _condition_failed(action) from None
+                    raise writes.condition_failed(action) from None
             raise StoreBusy(f"DynamoDB cancelled the grouped write ({exc}); nothing was written") from None
         self._record("TransactWriteItems", response, self.log.wave(), items=len(actions), write_units=units)
 
@@ -728,7 +590,7 @@ class DynamoStore:
         if on_conflict not in _ON_CONFLICT:
             raise ValueError(f"on_conflict must be one of {', '.join(_ON_CONFLICT)}, not {on_conflict!r:.40}")
         for uid, item in zip(uids, items, strict=True):
-            _check_size(item, shard, uid)
+            writes.check_size(item, shard, uid)
         if on_conflict == "replace":
             last = dict(zip(uids, items, strict=True))  # of two rows of one id the later wins
             chosen = list(last.values())
@@ -856,25 +718,6 @@ def _request_units(request: dict[str, Any]) -> float:
 
 def _value(item: layout.Item) -> tuple[Any, Any]:
     return item["v"], item.get("k")
-
-
-def _check_size(item: layout.Item, shard: str, uid: int) -> None:
-    size = item_size(item)
-    if size > MAX_ITEM_BYTES:
-        raise ItemTooLarge(
-            f"the value of id {uid} in shard {shard!r} is an item of {size:,} bytes: DynamoDB takes at "
-            f"most {MAX_ITEM_BYTES:,} (400 KB); nothing was written"
-        )
-
-
-def _condition_failed(action: _Action) -> Exception:
-    if action.collision is not None:
-        return UIDCollision(*action.collision)
-    shard, uid = action.list_key or ("?", 0)
-    return StoreBusy(
-        f"the list of id {uid} in shard {shard!r} changed while it was being written (another writer); "
-        "nothing was written — retry"
-    )
 
 
 _clients_lock = threading.Lock()
