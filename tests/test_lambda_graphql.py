@@ -184,3 +184,33 @@ def test_warm_invocations_reuse_the_init_state(lam: ModuleType, insurance: Any) 
 def test_a_missing_mount_fails_the_init(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         import_handler("graphql", tmp_path / "not-mounted")
+
+
+def test_the_handler_serves_a_dynamodb_table(
+    insurance: Any, dynamo_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from efs_sqlite.dynamodb import local_endpoint
+    from efs_sqlite.loader import dump, load
+
+    load(dynamo_store, dump(insurance.store), progress=False)
+    for name, value in {
+        "DYNAMODB_TABLE": dynamo_store.table,
+        "AWS_ENDPOINT_URL": local_endpoint(),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    lam = import_handler("graphql", Path("/no/mount/needed"))
+    try:
+        assert type(lam.store).__name__ == "DynamoStore"
+        assert invoke(lam, function_url_event(post_body(insurance), method="POST")) == (
+            200,
+            {"data": EXPECTED},
+        )
+        event = function_url_event(post_body(insurance), method="POST")
+        event["headers"]["x-efs-ops"] = "1"
+        status, body = invoke(lam, event)
+        assert status == 200 and body["extensions"]["ops"]["backend"] == "dynamodb"
+    finally:
+        lam.store.close()
