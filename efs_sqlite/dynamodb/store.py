@@ -288,12 +288,7 @@ class DynamoStore:
 
     def get_many(self, shard: str, uids: Iterable[int]) -> dict[int, Any]:
         """The values of those ``uids`` present in ``shard``: one BatchGetItem per 100 ids, at once."""
-        validate_shard(shard)
-        ids = list(dict.fromkeys(uids))
-        if not ids:
-            return {}
-        found = self._batch_get([layout.key(shard, uid) for uid in ids], self.consistent_reads)
-        return {uid: layout.decode(item) for (uid, _), item in found.items()}
+        return self.read_level([ValuesRead(shard, list(dict.fromkeys(uids)))])[0]
 
     def list_count(self, shard: str, uid: int) -> int:
         """The length of the list at ``uid``: one read of its count item."""
@@ -301,13 +296,7 @@ class DynamoStore:
 
     def list_count_many(self, shard: str, uids: Iterable[int]) -> dict[int, int]:
         """The lengths of several lists (absent lists count 0): their count items, batched."""
-        validate_shard(shard)
-        ids = list(dict.fromkeys(uids))
-        counts = dict.fromkeys(ids, 0)
-        if ids:
-            found = self._batch_get([layout.count_key(shard, uid) for uid in ids], self.consistent_reads)
-            counts.update((uid, int(item["n"]["N"])) for (uid, _), item in found.items())
-        return counts
+        return self.read_level([ListsRead(shard, list(dict.fromkeys(uids)), {})])[0][0]
 
     def list_page(self, shard: str, uid: int, offset: int = 0, limit: int = 100) -> list[int]:
         """Entries ``offset .. offset+limit`` of the list at ``uid``: one Query."""
@@ -317,92 +306,65 @@ class DynamoStore:
         self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
     ) -> dict[int, list[int]]:
         """The same page of several lists: one Query each, sent at once."""
-        return self.list_window_many(shard, uids, offset, limit, counted=False)[1]
+        window = (offset, limit)
+        return self.read_level([ListsRead(shard, [], {window: list(dict.fromkeys(uids))})])[0][1][window]
 
     def list_window_many(
-        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100, *, counted: bool = True
+        self, shard: str, uids: Iterable[int], offset: int = 0, limit: int = 100
     ) -> tuple[dict[int, int], dict[int, list[int]]]:
         """The lengths of several lists and the same page of each: the count items' BatchGetItem
         and one Query per list, all sent at once (one wave)."""
-        validate_shard(shard)
-        if offset < 0 or limit < 0:
-            raise ValueError("offset and limit must be >= 0")
-        ids = list(dict.fromkeys(uids))
-        pages: dict[int, list[int]] = {uid: [] for uid in ids}
-        counts = dict.fromkeys(ids, 0)
-        if not ids:
-            return counts, pages
-        wave, consistent = self.log.wave(), self.consistent_reads
-        window = layout.entry_range(shard, offset, limit)
-        tasks: list[Callable[[], Any]] = []
-        if counted:
-            keys = [layout.count_key(shard, uid) for uid in ids]
-            tasks.append(
-                lambda: [
-                    self._get_chunk(keys[i : i + MAX_BATCH_GET], consistent, wave)
-                    for i in range(0, len(keys), MAX_BATCH_GET)
-                ]
-            )
-        if window is not None:
-            low, high = window
-            tasks += [lambda u=uid: self._query(u, low, high, limit, consistent, wave) for uid in ids]
-        results = self._at_once(tasks) if tasks else []
-        if counted:
-            for part in results.pop(0):
-                counts.update((uid, int(item["n"]["N"])) for (uid, _), item in part.items())
-        for uid, refs in zip(ids, results, strict=False):
-            pages[uid] = refs
-        return counts, pages
+        ids, window = list(dict.fromkeys(uids)), (offset, limit)
+        counts, pages = self.read_level([ListsRead(shard, ids, {window: ids})])[0]
+        return counts, pages[window]
 
     def read_level(self, reads: Sequence[ValuesRead | ListsRead]) -> list[Any]:
-        """The reads of one level of a query, in one round (the GraphQL layer's
-        :class:`~efs_sqlite.backend.LevelReader`): the values and list lengths of every shard in
-        one BatchGetItem per 100 keys, and one Query per list page, all sent at once."""
+        """The answers to ``reads`` (of any shards) in one round, every read of this store goes
+        through: the values and list lengths of every shard in one BatchGetItem per 100 keys, and
+        one Query per list page, all sent at once (one wave). The GraphQL layer hands it a whole
+        level of a query (:class:`~efs_sqlite.backend.LevelReader`)."""
         keys: dict[Key, layout.Item] = {}
-        pages: list[tuple[int, str, int, int]] = []  # (uid, shard, offset, limit)
+        pages: dict[tuple[int, str, int, int], None] = {}  # (uid, shard, offset, limit)
         for read in reads:
             validate_shard(read.shard)
             if isinstance(read, ValuesRead):
                 keys.update(((u, read.shard), layout.key(read.shard, u)) for u in read.ids)
-            else:
-                keys.update(
-                    ((u, read.shard + layout.COUNT), layout.count_key(read.shard, u)) for u in read.uncounted
-                )
-                pages += [(u, read.shard, *window) for window, ids in read.windows.items() for u in ids]
+                continue
+            counted = read.shard + layout.COUNT
+            keys.update(((u, counted), layout.count_key(read.shard, u)) for u in read.uncounted)
+            for (offset, limit), ids in read.windows.items():
+                if offset < 0 or limit < 0:
+                    raise ValueError("offset and limit must be >= 0")
+                pages.update(((u, read.shard, offset, limit), None) for u in ids)
         wave, consistent = self.log.wave(), self.consistent_reads
         listed = list(keys.values())
         tasks: list[Callable[[], Any]] = [
             lambda c=listed[i : i + MAX_BATCH_GET]: self._get_chunk(c, consistent, wave)
             for i in range(0, len(listed), MAX_BATCH_GET)
         ]
-        windows = [(page, layout.entry_range(page[1], page[2], page[3])) for page in dict.fromkeys(pages)]
-        wanted = [(page, r) for page, r in windows if r is not None]
-        tasks += [lambda p=p, r=r: self._query(p[0], *r, p[3], consistent, wave) for p, r in wanted]
+        ranged = [(p, layout.entry_range(p[1], p[2], p[3])) for p in pages]
+        queried = [(p, r) for p, r in ranged if r is not None]
+        tasks += [lambda p=p, r=r: self._query(p[0], *r, p[3], consistent, wave) for p, r in queried]
         results = self._at_once(tasks) if tasks else []
         found: dict[Key, layout.Item] = {}
-        for part in results[: len(tasks) - len(wanted)]:
+        for part in results[: len(results) - len(queried)]:
             found.update(part)
-        entries = dict(zip((p for p, _ in wanted), results[len(tasks) - len(wanted) :], strict=True))
+        entries = dict(zip((p for p, _ in queried), results[len(results) - len(queried) :], strict=True))
         answers: list[Any] = []
         for read in reads:
             if isinstance(read, ValuesRead):
-                answers.append(
-                    {u: layout.decode(found[(u, read.shard)]) for u in read.ids if (u, read.shard) in found}
-                )
+                values = ((u, found.get((u, read.shard))) for u in read.ids)
+                answers.append({u: layout.decode(item) for u, item in values if item is not None})
                 continue
-            counted = {(u, read.shard + layout.COUNT) for u in read.uncounted}
+            counted = read.shard + layout.COUNT
             lengths = {
-                u: int(found[k]["n"]["N"]) if k in found else 0 for u, k in ((k[0], k) for k in counted)
+                u: int(found[(u, counted)]["n"]["N"]) if (u, counted) in found else 0 for u in read.uncounted
             }
-            answers.append(
-                (
-                    lengths,
-                    {
-                        window: {u: entries.get((u, read.shard, *window), []) for u in ids}
-                        for window, ids in read.windows.items()
-                    },
-                )
-            )
+            windows = {
+                (offset, limit): {u: entries.get((u, read.shard, offset, limit), []) for u in ids}
+                for (offset, limit), ids in read.windows.items()
+            }
+            answers.append((lengths, windows))
         return answers
 
     def _scan(self) -> Iterator[layout.Item]:
