@@ -34,6 +34,7 @@ def operations(calls: Calls) -> list[tuple[str, int]]:
 
 def test_get_many_is_one_batch_get_per_100_keys_sent_at_once(dynamo_store: DynamoStore) -> None:
     dynamo_store.bulk_insert("claim_type_code", [(i, "MOTOR") for i in range(250)])
+    dynamo_store.read_your_writes_s = 0  # eventually consistent reads right away
     with dynamo_store.accounting() as calls:
         found = dynamo_store.get_many("claim_type_code", range(250))
     assert len(found) == 250
@@ -45,6 +46,7 @@ def test_get_many_is_one_batch_get_per_100_keys_sent_at_once(dynamo_store: Dynam
 
 def test_consistent_reads_cost_twice(dynamo_store: DynamoStore) -> None:
     dynamo_store.insert("s", 1, "x")
+    dynamo_store.read_your_writes_s = 0
     strong = DynamoStore(dynamo_store.table, client=dynamo_store.client, consistent_reads=True)
     with dynamo_store.accounting() as eventual, strong.accounting() as consistent:
         dynamo_store.get("s", 1)
@@ -74,6 +76,7 @@ def test_a_list_page_is_one_query_with_a_limit_and_a_deep_page_costs_the_same(
 
 def test_unprocessed_keys_are_asked_again_until_none_is_left(dynamo_store: DynamoStore) -> None:
     dynamo_store.bulk_insert("s", [(i, i) for i in range(10)])
+    dynamo_store.read_your_writes_s = 0
     rounds = iter([6, 3])  # keys DynamoDB "leaves unprocessed" in the first two answers
 
     def leave_some(parsed: dict[str, Any], **_: Any) -> None:
@@ -106,6 +109,20 @@ def test_keys_left_unprocessed_for_good_raise_store_busy() -> None:
     with pytest.raises(StoreBusy, match=r"unprocessed .* after 3 attempts"):
         store.get_many("s", [1])
     store.close()
+
+
+def test_a_thread_reads_its_own_writes_strongly_consistent_for_a_while(dynamo_store: DynamoStore) -> None:
+    seen: list[bool] = []
+    on(
+        dynamo_store,
+        "provide-client-params.dynamodb.GetItem",
+        lambda params, **_: seen.append(params["ConsistentRead"]),
+    )
+    dynamo_store.put("s", 1, "x")
+    assert dynamo_store.get("s", 1) == "x"  # right after its write: strongly consistent
+    dynamo_store.read_your_writes_s = 0
+    dynamo_store.get("s", 1)
+    assert seen == [True, False]
 
 
 # -- throttling ----------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ Reads
 once; the keys DynamoDB leaves unprocessed are asked again, after an exponential backoff with full
 jitter. A list page is one Query of a range of sort keys with a limit; the pages of a level's
 lists are sent at once, with the BatchGetItem of their count items. Reads are eventually
-consistent unless ``consistent_reads`` (twice the read units). There are no locks and no
+consistent unless ``consistent_reads`` (twice the read units), except for a short while after the
+reading thread wrote (read your own writes: a mutation's answer). There are no locks and no
 snapshots: ``read()`` blocks and ``begin_read`` hold nothing (``read_locks`` is False).
 
 Writes
@@ -38,6 +39,7 @@ start does not pay for it.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import threading
 import time
@@ -59,6 +61,11 @@ __all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "DynamoStore", "make_client"]
 MAX_BATCH_GET = 100
 MAX_BATCH_WRITE = 25
 #: The error codes of a throttled call.
+#: Reads of a thread stay strongly consistent this long after it wrote (see
+#: :meth:`DynamoStore._consistent`). DynamoDB says only that an eventually consistent read returns a
+#: recent write "after a short time" (``docs/SOURCES.md#dynamodb-read-consistency``): a second is
+#: this project's choice, a named parameter.
+READ_YOUR_WRITES_S = 1.0
 THROTTLED = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
@@ -78,7 +85,9 @@ class DynamoStore:
     ``client`` is a boto3 DynamoDB client; without one, a client is made for ``endpoint_url``
     (e.g. the local moto server, :func:`efs_sqlite.dynamodb.local.local_endpoint`) and
     ``region_name``, which needs AWS credentials unless an endpoint is given. ``create`` creates
-    the table (on demand) if it does not exist. ``consistent_reads`` reads strongly consistent.
+    the table (on demand) if it does not exist. ``consistent_reads`` reads strongly consistent
+    (else only for ``read_your_writes_s`` after the reading thread wrote: a mutation reads back
+    what it wrote).
     ``attempts`` bounds the rounds of unprocessed keys or items; ``backoff_s`` is the first
     backoff (doubled each round, fully jittered).
     """
@@ -100,6 +109,7 @@ class DynamoStore:
         max_workers: int = 16,
         attempts: int = 8,
         backoff_s: float = 0.025,
+        read_your_writes_s: float = READ_YOUR_WRITES_S,
     ) -> None:
         if attempts < 1 or max_workers < 1:
             raise ValueError("attempts and max_workers must be >= 1")
@@ -107,6 +117,8 @@ class DynamoStore:
         self.client = client if client is not None else make_client(endpoint_url, region_name, max_workers)
         self.consistent_reads = consistent_reads
         self.attempts, self.backoff_s = attempts, backoff_s
+        self.read_your_writes_s = read_your_writes_s
+        self._wrote = threading.local()  # when this thread last wrote (monotonic seconds)
         self.log = CallLog()
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="efs-sqlite-dynamodb")
         if create:
@@ -160,6 +172,17 @@ class DynamoStore:
                 "retry later"
             )
         time.sleep(random.uniform(0, self.backoff_s * 2 ** (attempt - 1)))
+
+    def _consistent(self) -> bool:
+        """Whether this thread's reads are strongly consistent now: always with
+        ``consistent_reads``, else for ``read_your_writes_s`` after this thread wrote (a mutation's
+        answer reads what it just wrote, which an eventually consistent read may not see yet)."""
+        if self.consistent_reads:
+            return True
+        return time.monotonic() - getattr(self._wrote, "at", -math.inf) < self.read_your_writes_s
+
+    def _wrote_now(self) -> None:
+        self._wrote.at = time.monotonic()
 
     def _at_once(self, tasks: Sequence[Callable[[], T]]) -> list[T]:
         """Run ``tasks`` at once on the store's threads (one alone on this thread); every task has
@@ -274,15 +297,16 @@ class DynamoStore:
     def get(self, shard: str, uid: int, default: Any = None) -> Any:
         """The value of ``uid`` in ``shard``, or ``default``: one GetItem."""
         validate_shard(shard)
+        consistent = self._consistent()
         response = self._call(
             "GetItem",
             self.client.get_item,
             TableName=self.table,
             Key=layout.key(shard, uid),
-            ConsistentRead=self.consistent_reads,
+            ConsistentRead=consistent,
         )
         item = response.get("Item")
-        units = read_units([item], consistent=self.consistent_reads)
+        units = read_units([item], consistent=consistent)
         self._record("GetItem", response, self.log.wave(), read_units=units)
         return default if item is None else layout.decode(item)
 
@@ -336,7 +360,7 @@ class DynamoStore:
                 if offset < 0 or limit < 0:
                     raise ValueError("offset and limit must be >= 0")
                 pages.update(((u, read.shard, offset, limit), None) for u in ids)
-        wave, consistent = self.log.wave(), self.consistent_reads
+        wave, consistent = self.log.wave(), self._consistent()
         listed = list(keys.values())
         tasks: list[Callable[[], Any]] = [
             lambda c=listed[i : i + MAX_BATCH_GET]: self._get_chunk(c, consistent, wave)
@@ -370,11 +394,12 @@ class DynamoStore:
     def _scan(self) -> Iterator[layout.Item]:
         """Every item of the table (maintenance: stats, scan, count), paged; a Scan is charged by
         every item it reads."""
-        params: dict[str, Any] = {"TableName": self.table, "ConsistentRead": self.consistent_reads}
+        consistent = self._consistent()
+        params: dict[str, Any] = {"TableName": self.table, "ConsistentRead": consistent}
         while True:
             response = self._call("Scan", self.client.scan, **params)
             items = response.get("Items", [])
-            units = query_units(items, consistent=self.consistent_reads)
+            units = query_units(items, consistent=consistent)
             self._record("Scan", response, self.log.wave(), items=len(items), read_units=units)
             yield from items
             if "LastEvaluatedKey" not in response:
@@ -490,6 +515,7 @@ class DynamoStore:
 
         if not actions:
             return
+        self._wrote_now()
         if len(actions) == 1:
             [(verb, params)] = actions[0].request.items()
             operation, method = (
@@ -532,6 +558,8 @@ class DynamoStore:
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         """BatchWriteItem of 25 requests at a time, the unprocessed ones sent again (with backoff).
         A delete is charged by its key's size (at least 1 unit: the entries it deletes are small)."""
+        if requests:
+            self._wrote_now()
         for start in range(0, len(requests), MAX_BATCH_WRITE):
             chunk = requests[start : start + MAX_BATCH_WRITE]
             attempt = 0
