@@ -73,6 +73,9 @@ _LAZY: dict[str, str] = {
     "load": "efs_sqlite.loader",
     "load_path": "efs_sqlite.loader",
     "validate_record": "efs_sqlite.loader",
+    "dump": "efs_sqlite.loader",
+    "StoreBackend": "efs_sqlite.backend",
+    "DynamoStore": "efs_sqlite.dynamodb",
     "aws": "efs_sqlite.aws",
     "experiments": "efs_sqlite.experiments",
 }

@@ -7,8 +7,8 @@ Routes:
   says (a mutation gets 405 with ``Allow: POST``, since a GET must not change anything); a browser
   (``Accept: text/html`` preferred) gets the GraphiQL IDE instead (:mod:`efs_sqlite.graphiql`), its
   assets at ``/graphiql/``;
-- ``GET /schema.graphql``: the SDL; ``GET /healthz``: ``{"status": "ok"}`` while the store's root
-  is reachable.
+- ``GET /schema.graphql``: the SDL; ``GET /healthz``: ``{"status": "ok"}`` while the store is
+  reachable.
 
 The response's media type follows ``Accept`` (GraphQL over HTTP, ``docs/SOURCES.md#graphql-over-http``):
 ``application/graphql-response+json`` when the client prefers it, where the status code tells a
@@ -31,7 +31,8 @@ Execution is synchronous and runs on the event loop's thread: on Lambda one requ
 anyway, and a store read is far shorter than a thread hand-off would cost.
 
 Debugging: with ``accounting`` (a context-manager factory whose value has ``as_dict()``, such as
-the EFS model's per-request operation counter), a request carrying the header ``x-efs-ops: 1`` gets
+the EFS model's per-request operation counter, or a DynamoDB store's ``accounting``: its calls,
+read and write units and modelled latency), a request carrying the header ``x-efs-ops: 1`` gets
 the accounting of its own execution in ``extensions.ops``.
 """
 
@@ -53,13 +54,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from efs_sqlite.accept import negotiate
+from efs_sqlite.backend import StoreBackend
 from efs_sqlite.deadline import Deadline
 from efs_sqlite.errors import DeadlineExceeded, OperationNotAllowed
 from efs_sqlite.graphiql import ASSETS, ASSETS_PATH, PAGE
 from efs_sqlite.graphql import GraphQLAPI, Limits
 from efs_sqlite.graphql.api import request_error
 from efs_sqlite.model import INSURANCE, Model
-from efs_sqlite.store import ShardStore
 
 __all__ = [
     "DEBUG_HEADER",
@@ -177,7 +178,7 @@ def _payload_from_params(request: Request) -> dict[str, Any]:
 
 
 def create_app(
-    store: ShardStore,
+    store: StoreBackend,
     *,
     model: Model = INSURANCE,
     limits: Limits | None = None,
@@ -254,7 +255,7 @@ def create_app(
         return PlainTextResponse(api.sdl)
 
     async def healthz(request: Request) -> Response:
-        if not store.root.is_dir():
+        if not store.healthy():
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 

@@ -13,13 +13,54 @@ from typing import Any
 
 from efs_sqlite import __version__
 
+# -- the store: --backend efs (--root) or dynamodb (--table, --endpoint-url, --region) ----------
+
+
+def _open_store(args: argparse.Namespace, *, create: bool) -> Any:
+    """The store the arguments name; a ``ValueError`` saying what is missing or unreachable."""
+    if args.backend == "efs":
+        if not args.root:
+            raise ValueError("--backend efs needs --root, the store's root folder")
+        from efs_sqlite.store import ShardStore
+
+        return ShardStore(args.root, create=create)
+    if not args.table:
+        raise ValueError("--backend dynamodb needs --table NAME")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from efs_sqlite.dynamodb import DynamoStore
+    from efs_sqlite.errors import StoreError
+
+    try:
+        store = DynamoStore(
+            args.table, endpoint_url=args.endpoint_url, region_name=args.region, create=create
+        )
+        if not create and not store.table_exists():
+            raise StoreError(f"DynamoDB table {args.table!r} does not exist (load a data set into it first)")
+    except (StoreError, BotoCoreError, ClientError) as exc:
+        raise ValueError(str(exc)) from exc
+    return store
+
+
+def _store_arguments(p: argparse.ArgumentParser, root_help: str) -> None:
+    p.add_argument("--backend", choices=["efs", "dynamodb"], default="efs", help="the store (default: efs)")
+    p.add_argument("--root", help=f"{root_help} (--backend efs)")
+    p.add_argument("--table", help="the DynamoDB table (--backend dynamodb)")
+    p.add_argument(
+        "--endpoint-url", help="a DynamoDB endpoint instead of AWS's, e.g. a moto server (--backend dynamodb)"
+    )
+    p.add_argument("--region", help="the AWS region (--backend dynamodb; default: the session's)")
+    p.add_argument(
+        "--consistent-reads",
+        action="store_true",
+        help="strongly consistent reads, at twice the read units (--backend dynamodb)",
+    )
+
 
 def _cmd_stats(args: argparse.Namespace) -> int:
     import json
 
-    from efs_sqlite.store import ShardStore
-
-    with ShardStore(args.root, create=False) as store:
+    with _open_store(args, create=False) as store:
         report = store.stats(integrity=not args.quick)
     print(json.dumps(report, indent=2))
     return 0 if all(s.get("integrity", "ok") == "ok" for s in report["shards"].values()) else 1
@@ -32,10 +73,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from efs_sqlite.app import create_app
-    from efs_sqlite.store import ShardStore
 
-    with ShardStore(args.root, create=False) as store:
-        uvicorn.run(create_app(store), host=args.host, port=args.port, log_level=args.log_level)
+    with _open_store(args, create=False) as store:
+        # On DynamoDB, a request with the header x-efs-ops: 1 gets its calls and capacity units.
+        accounting = getattr(store, "accounting", None)
+        app = create_app(store, accounting=accounting)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -70,9 +113,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
     import json
 
     from efs_sqlite.loader import LoadError, load_path
-    from efs_sqlite.store import ShardStore
 
-    with ShardStore(args.root) as store:
+    with _open_store(args, create=True) as store:
         try:
             batch = {"batch": args.batch} if args.batch else {}
             summary = load_path(
@@ -204,12 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("stats", help="rows and bytes per shard, with an integrity check")
-    p.add_argument("--root", required=True, help="the store's root folder")
+    _store_arguments(p, "the store's root folder")
     p.add_argument("--quick", action="store_true", help="skip PRAGMA integrity_check")
     p.set_defaults(func=_cmd_stats)
 
     p = sub.add_parser("serve", help="serve the GraphQL API over HTTP (uvicorn)")
-    p.add_argument("--root", required=True, help="the store's root folder (must exist)")
+    _store_arguments(p, "the store's root folder (must exist)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -227,10 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("load", help="load a data set folder or a .jsonl(.gz) file into a store")
-    p.add_argument("--root", required=True, help="the store's root folder")
+    _store_arguments(p, "the store's root folder")
     p.add_argument("path", help="a data set folder (with manifest.json) or a .jsonl / .jsonl.gz file")
     p.add_argument(
-        "--threads", type=int, help="writer threads (default: 1 on local disk, one per shard on NFS/EFS)"
+        "--threads",
+        type=int,
+        help="writer threads (default: 1 on local disk, one per shard on NFS/EFS and DynamoDB)",
     )
     p.add_argument("--batch", type=int, help="rows per commit (default: the loader's, 10000)")
     p.add_argument("--no-progress", action="store_true")

@@ -7,8 +7,10 @@ Each class also derives from the built-in exception a caller would expect (a bad
     ├── ValidationError      (ValueError)    a value does not fit its field
     ├── StoreError                           the shard store
     │   ├── UIDCollision     (KeyError)      an insert found its id taken; nothing was written
-    │   ├── StoreBusy                        a lock was held past the busy timeout
+    │   ├── StoreBusy                        a lock held past the busy timeout; DynamoDB throttling
     │   │   └── DeadlineExceeded             ... or past the request's deadline
+    │   ├── ItemTooLarge     (ValueError)    a DynamoDB item over 400 KB; nothing was written
+    │   ├── GroupTooLarge    (ValueError)    a grouped write over DynamoDB's 100 items; refused
     │   └── LockQuotaExceeded                a model or setting could pass the EFS lock quotas
     ├── NodeNotFound         (LookupError)   no node with that id (or of that type)
     ├── OperationNotAllowed                  e.g. a mutation sent over HTTP GET
@@ -38,6 +40,8 @@ __all__ = [
     "DeadlineExceeded",
     "DeployError",
     "EfsSqliteError",
+    "GroupTooLarge",
+    "ItemTooLarge",
     "LoadError",
     "LockQuotaExceeded",
     "NodeNotFound",
@@ -98,7 +102,8 @@ class UIDCollision(_Plain, StoreError, KeyError):
 
 
 class StoreBusy(StoreError):
-    """Another connection held the lock for longer than the busy timeout."""
+    """Another connection held the lock for longer than the busy timeout, or DynamoDB throttled a
+    call past its retries (or another writer changed a list meanwhile): retry later."""
 
 
 class DeadlineExceeded(StoreBusy):
@@ -156,3 +161,11 @@ class DeployError(AwsError):
 
 class RemoteLoadError(AwsError):
     """The loader function rejected a batch or answered something other than its contract."""
+
+
+class ItemTooLarge(StoreError, ValueError):
+    """A value that would make a DynamoDB item over its 400 KB limit; nothing was written."""
+
+
+class GroupTooLarge(StoreError, ValueError):
+    """A grouped write over DynamoDB's transaction limits (100 items, 4 MB): refused, never split."""

@@ -1,4 +1,4 @@
-"""Model-aware node operations over a :class:`~efs_sqlite.store.ShardStore`.
+"""Model-aware node operations over a store (:class:`~efs_sqlite.backend.StoreBackend`).
 
 A :class:`Graph` creates, reads, updates and deletes whole nodes and edits their reference
 lists, with every value checked against the model and every reference checked against the
@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from efs_sqlite import uid as uids
+from efs_sqlite.backend import BatchWriter, StoreBackend
 from efs_sqlite.errors import NodeNotFound, UIDCollision, ValidationError
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
-from efs_sqlite.store import Ref, ShardStore, WriteBatch
+from efs_sqlite.store import Ref
 
 __all__ = ["Graph", "NodeId", "parse_id"]
 
@@ -73,7 +74,7 @@ class Graph:
 
     def __init__(
         self,
-        store: ShardStore,
+        store: StoreBackend,
         model: Model = INSURANCE,
         *,
         new_id: Callable[[], int] = uids.generate,
@@ -82,7 +83,8 @@ class Graph:
         if retries < 1:
             raise ValueError("retries must be >= 1")
         # A grouped write, or a query's lock-ahead, may lock every shard of the model at once.
-        store.lock_quota.check_files(len(model.shards()), f"the shards of {model!r}")
+        if store.lock_quota is not None:
+            store.lock_quota.check_files(len(model.shards()), f"the shards of {model!r}")
         self.store = store
         self.model = model
         self.new_id = new_id
@@ -245,7 +247,7 @@ class Graph:
         with self.store.write() as w:
             for f in t.fields:
                 shard = t.shard(f.name)
-                if self.store.path(shard).exists():  # deleting must not create empty shard files
+                if self.store.has_shard(shard):  # deleting must not create empty shard files
                     w.delete(shard, uid)
             w.delete(TYPE_SHARD, uid)
         return t.name
@@ -270,7 +272,7 @@ class Graph:
         return self.store.list_remove(t.shard(f.name), uid, ids)
 
     @staticmethod
-    def _write_fields(w: WriteBatch, t: NodeType, uid: int, values: Mapping[str, Any], create: bool) -> None:
+    def _write_fields(w: BatchWriter, t: NodeType, uid: int, values: Mapping[str, Any], create: bool) -> None:
         for name, value in values.items():
             f = t.field(name)
             shard = t.shard(name)

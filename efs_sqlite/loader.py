@@ -1,4 +1,5 @@
-"""The bulk loader: records into a :class:`~efs_sqlite.store.ShardStore`, checked against the model.
+"""The bulk loader: records into a store (a :class:`~efs_sqlite.store.ShardStore`, or any
+:class:`~efs_sqlite.backend.StoreBackend`), checked against the model.
 
 The caller's thread reads the records and routes each to its shard's buffer. Every record is checked
 against the model (shard in the model, id in range, value of the field's type) a chunk of one shard
@@ -66,27 +67,30 @@ efs_sqlite.errors.LoadError: shard '../x', record #0 (uid 5): unknown shard '../
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
+from efs_sqlite.backend import StoreBackend
 from efs_sqlite.data import read_manifest, read_records
 from efs_sqlite.errors import LoadError, RecordError, UIDCollision, ValidationError
 from efs_sqlite.kinds import KIND_OF, Column
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Model
-from efs_sqlite.store import STORED_KINDS, ShardStore, Transaction, is_network_filesystem, stored_form
+from efs_sqlite.store import STORED_KINDS, ShardStore, Transaction, stored_form
 from efs_sqlite.uid import are_ids, check_id
 
 __all__ = [
     "LOCAL_THREADS",
     "LoadSummary",
     "default_threads",
+    "dump",
     "load",
     "load_path",
     "validate_record",
@@ -254,7 +258,7 @@ class _Batch:
         return sum(len(v) or 1 for v in self.values) if self.plan.is_list else len(self.uids)
 
 
-def _write(store: ShardStore, batch: _Batch) -> int:
+def _write(store: StoreBackend, batch: _Batch) -> int:
     """Write the rows in one transaction (their own, or the shard's open one, which they join);
     return how many records were already there (and equal)."""
     plan = batch.plan
@@ -358,7 +362,7 @@ class _Dispatcher:
             self._cond.notify_all()
 
 
-def _writer(store: ShardStore, dispatcher: _Dispatcher, tick: Callable[[int], None]) -> None:
+def _writer(store: StoreBackend, dispatcher: _Dispatcher, tick: Callable[[int], None]) -> None:
     mine: set[str] = set()
     try:
         while (batch := dispatcher.take(mine)) is not None:
@@ -438,7 +442,7 @@ class _Pool:
     shard, which the writers take from a :class:`_Dispatcher`."""
 
     def __init__(
-        self, store: ShardStore, threads: int, batch: int, queue_batches: int, tick: Callable[[int], None]
+        self, store: StoreBackend, threads: int, batch: int, queue_batches: int, tick: Callable[[int], None]
     ) -> None:
         self.dispatcher = _Dispatcher(threads * queue_batches)
         self.batch = batch
@@ -501,9 +505,12 @@ class _Pool:
             w.join()
 
 
-def _worker_store(store: ShardStore) -> ShardStore:
+def _worker_store(store: StoreBackend) -> contextlib.AbstractContextManager[StoreBackend]:
     # The writers' connections belong to threads that end with the load; a store of their own is
-    # closed afterwards, so repeated loads (a warm Lambda) do not pile up open files.
+    # closed afterwards, so repeated loads (a warm Lambda) do not pile up open files. Another
+    # backend (DynamoDB: one thread-safe client, no files) is used as it is, and stays open.
+    if not isinstance(store, ShardStore):
+        return contextlib.nullcontext(store)
     return ShardStore(
         store.root,
         journal_mode=store.journal_mode,
@@ -514,17 +521,17 @@ def _worker_store(store: ShardStore) -> ShardStore:
     )
 
 
-def default_threads(store: ShardStore, shards: int) -> int:
+def default_threads(store: StoreBackend, shards: int) -> int:
     """Writer threads when the caller gives none: one per shard if the store waits on the network
-    (a network file system, or any VFS: the EFS model sleeps), else ``min(shards, LOCAL_THREADS)``.
+    (its ``parallel_reads``: a network file system, any VFS — the EFS model sleeps —, DynamoDB),
+    else ``min(shards, LOCAL_THREADS)``.
 
     >>> import tempfile
     >>> root = tempfile.mkdtemp()
     >>> default_threads(ShardStore(root), 15), default_threads(ShardStore(root, vfs="efs"), 15)
     (1, 15)
     """
-    waits = store.vfs is not None or is_network_filesystem(store.root)
-    return shards if waits else min(shards, LOCAL_THREADS)
+    return shards if store.parallel_reads else min(shards, LOCAL_THREADS)
 
 
 class _Buffer:
@@ -554,7 +561,7 @@ class _Buffer:
 
 
 def load(
-    store: ShardStore,
+    store: StoreBackend,
     records: Iterable[Any],
     *,
     model: Model = INSURANCE,
@@ -593,7 +600,9 @@ def load(
 
     start = time.perf_counter()
     with _worker_store(store) as own:
-        sink = _Inline(own, batch, tick) if n == 1 else _Pool(own, n, batch, queue_batches, tick)
+        # One writer writes inline through a shard's transaction, which only SQLite has.
+        inline = n == 1 and isinstance(own, ShardStore)
+        sink = _Inline(own, batch, tick) if inline else _Pool(own, n, batch, queue_batches, tick)
         buffers = {shard: _Buffer(plan) for shard, plan in plans.items()}
         failure: LoadError | None = None
         finished = False
@@ -655,8 +664,41 @@ def load(
     )
 
 
-def load_path(store: ShardStore, path: str | os.PathLike[str], **options: Any) -> LoadSummary:
+def load_path(store: StoreBackend, path: str | os.PathLike[str], **options: Any) -> LoadSummary:
     """Load a data set folder (see :mod:`efs_sqlite.data`) or one ``.jsonl`` / ``.jsonl.gz`` file."""
     manifest = read_manifest(path)
     total = manifest["records"] if manifest else None
     return load(store, read_records(path), total=total, **options)
+
+
+def dump(store: StoreBackend, model: Model = INSURANCE, *, page: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every node of ``store`` (of ``model``) as the records :func:`load` takes, a page of ``page``
+    nodes at a time: ``load(other, dump(store))`` copies one backend into another. The nodes come
+    from a scan of the ``_type`` shard (cheap on SQLite; a table scan per page on DynamoDB).
+
+    >>> import tempfile
+    >>> store = ShardStore(tempfile.mkdtemp())
+    >>> _ = load(store, [{"shard": "_type", "uid": 5, "value": "Party"},
+    ...                  {"shard": "party_claims", "uid": 5, "value": [7, 8]}], progress=False)
+    >>> list(dump(store))
+    [{'shard': '_type', 'uid': 5, 'value': 'Party'}, {'shard': 'party_claims', 'uid': 5, 'value': [7, 8]}]
+    """
+    after: int | None = None
+    while rows := store.scan(TYPE_SHARD, after=after, limit=page):
+        by_type: dict[str, list[int]] = {}
+        for uid, type_name in rows:
+            yield {"shard": TYPE_SHARD, "uid": uid, "value": type_name}
+            by_type.setdefault(type_name, []).append(uid)
+        for type_name, ids in by_type.items():
+            node_type = model.type(type_name)
+            for f in node_type.fields:
+                shard = node_type.shard(f.name)
+                if f.kind == "refs":
+                    for uid, n in store.list_count_many(shard, ids).items():
+                        if n:
+                            yield {"shard": shard, "uid": uid, "value": store.list_page(shard, uid, 0, n)}
+                else:
+                    for uid, value in store.get_many(shard, ids).items():
+                        if value is not None:
+                            yield {"shard": shard, "uid": uid, "value": value}
+        after = rows[-1][0]

@@ -95,6 +95,9 @@ __all__ = [
     "ShardStore",
     "Transaction",
     "WriteBatch",
+    "check_refs",
+    "decode_value",
+    "encode_value",
     "is_network_filesystem",
     "stored_form",
     "validate_shard",
@@ -277,6 +280,11 @@ def _encode(value: Any) -> tuple[Any, int]:
     raise TypeError(f"cannot store a value of type {type(value).__name__}")
 
 
+#: A value as the store keeps it, ``(stored form, kind tag)`` (see :mod:`efs_sqlite.kinds`), and back:
+#: shared with the other backends, so every store keeps and refuses exactly the same values.
+encode_value = _encode
+
+
 def _verb(on_conflict: str) -> str:
     verb = _ON_CONFLICT.get(on_conflict) if isinstance(on_conflict, str) else None
     if verb is None:
@@ -367,6 +375,9 @@ def _decode(value: Any, kind: int) -> Any:
     if kind == NAN:
         return math.nan
     raise StoreError(f"unknown value kind {kind}")
+
+
+decode_value = _decode
 
 
 class _busy:  # lowercase: it reads like the function it replaces
@@ -460,6 +471,9 @@ def _check_ids(ids: list[Any]) -> list[int]:
 
 def _check_refs(refs: Iterable[int]) -> list[int]:
     return _check_ids(list(refs))  # a copy: the caller's list may change before the commit
+
+
+check_refs = _check_refs
 
 
 class Transaction:
@@ -593,6 +607,24 @@ class ShardStore:
     def shards(self) -> list[str]:
         """The shards that exist on disk, sorted."""
         return sorted(p.stem for p in self.root.glob("*.sqlite") if SHARD_NAME.match(p.stem))
+
+    def has_shard(self, shard: str) -> bool:
+        """Whether ``shard``'s file exists (a delete must not create an empty one)."""
+        return self.path(shard).exists()
+
+    def healthy(self) -> bool:
+        """Whether the store's root is reachable."""
+        return self.root.is_dir()
+
+    #: A read transaction holds a lock worth taking ahead of a query's levels (see
+    #: :mod:`efs_sqlite.backend`).
+    read_locks = True
+
+    @property
+    def parallel_reads(self) -> bool:
+        """Whether reads wait on the network: the root on a network file system, or a VFS (the EFS
+        model sleeps), so a level's reads are worth making at once."""
+        return self.vfs is not None or is_network_filesystem(self.root)
 
     @property
     def max_locked_files(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,39 @@ def insurance(_insurance_template, tmp_path):
 
 
 # -- end GraphQL -------------------------------------------------------------------------------
+
+
+# -- store backends: a ShardStore and a DynamoStore (efs_sqlite.backend, efs_sqlite.dynamodb) ----
+
+_tables = iter(range(1, 10**9))
+
+
+def fresh_dynamo_store(**options: Any) -> Any:
+    """A DynamoStore on a new table of the in-process moto server (efs_sqlite.dynamodb.local)."""
+    from efs_sqlite.dynamodb import local_store
+
+    return local_store(f"test-{os.getpid()}-{next(_tables)}", **options)
+
+
+@pytest.fixture
+def dynamo_store() -> Iterator[Any]:
+    """A DynamoStore on a fresh table of the local moto server; the table is dropped afterwards."""
+    store = fresh_dynamo_store()
+    yield store
+    store.client.delete_table(TableName=store.table)
+    store.close()
+
+
+@pytest.fixture(params=["efs", "dynamodb"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Each store backend in turn: a ShardStore on ``tmp_path``, a DynamoStore on a fresh table."""
+    if request.param == "efs":
+        from efs_sqlite.store import ShardStore
+
+        with ShardStore(tmp_path / "store") as store:
+            yield store
+    else:
+        yield request.getfixturevalue("dynamo_store")
+
+
+# -- end store backends --------------------------------------------------------------------------

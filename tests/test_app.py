@@ -281,6 +281,26 @@ def test_debug_header_reports_efs_operations(insurance: Any) -> None:
         model.close()
 
 
+def test_debug_header_reports_dynamodb_calls_and_units(insurance: Any, dynamo_store: Any) -> None:
+    from efs_sqlite.loader import dump, load
+
+    load(dynamo_store, dump(insurance.store), progress=False)
+    app = create_app(dynamo_store, accounting=dynamo_store.accounting)
+    body = {"query": QUERY, "variables": {"id": insurance.ids[insurance.claim]}}
+    plain = call(app, "POST", "/graphql", json=body).json()
+    debug = call(app, "POST", "/graphql", json=body, headers={"x-efs-ops": "1"}).json()
+    assert (
+        debug["data"]
+        == plain["data"]
+        == call(create_app(insurance.store), "POST", "/graphql", json=body).json()["data"]
+    )
+    ops = debug["extensions"]["ops"]
+    assert ops["backend"] == "dynamodb" and ops["calls"]["BatchGetItem"] >= 1
+    assert ops["read_units"] > 0 and ops["write_units"] == 0
+    assert ops["latency_ms"]["p50"] <= ops["latency_ms"]["p99"]
+    assert call(app, "GET", "/healthz").json() == {"status": "ok"}
+
+
 def test_internal_errors_are_500_json_without_details(
     insurance: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -29,6 +29,7 @@ from efs_sqlite.efs_model import EFSModel
 from efs_sqlite.errors import OperationNotAllowed
 from efs_sqlite.graphql import GraphQLAPI, Limits, build_schema, measure, schema_sdl
 from efs_sqlite.hooks import StoreOp
+from efs_sqlite.loader import dump, load
 from efs_sqlite.model import Field, Model, NodeType
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import encode
@@ -577,6 +578,26 @@ def test_compiled_execution_answers_exactly_as_graphql_core(insurance: Any) -> N
         fell_back = compiled.cache_info()["fallbacks"] - before
         assert fell_back == ("errors" in expected or any(s in query for s in left_to_graphql_core)), query
     assert reference.cache_info()["fallbacks"] == 0
+
+
+def test_the_corpus_answers_byte_for_byte_alike_on_dynamodb(insurance: Any, dynamo_store: Any) -> None:
+    broken = insurance.transactions[1]
+    insurance.store.delete("transaction_amount", broken)
+    load(dynamo_store, dump(insurance.store), progress=False)
+    names = {
+        "CLAIM": insurance.ids[insurance.claim],
+        "PARTY": insurance.ids[insurance.parties[0]],
+        "TX": insurance.ids[insurance.transactions[0]],
+        "BROKEN": encode(broken),
+    }
+    efs, dynamodb = GraphQLAPI(insurance.store), GraphQLAPI(dynamo_store)
+    assert dynamodb.parallel_reads
+    for query, variables in CORPUS:
+        bound = {
+            k: [names.get(v, v) for v in value] if isinstance(value, list) else names.get(value, value)
+            for k, value in variables.items()
+        }
+        assert json.dumps(dynamodb.execute(query, bound)) == json.dumps(efs.execute(query, bound)), query
 
 
 def test_compiled_execution_is_used_for_the_benchmark_shape(insurance: Any) -> None:

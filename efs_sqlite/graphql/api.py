@@ -15,6 +15,7 @@ from typing import Any
 
 from graphql import GraphQLError, OperationType, execute_sync, get_operation_ast
 
+from efs_sqlite.backend import StoreBackend
 from efs_sqlite.deadline import Deadline
 from efs_sqlite.errors import DeadlineExceeded, NodeNotFound, OperationNotAllowed, StoreBusy, ValidationError
 from efs_sqlite.graph import Graph
@@ -25,7 +26,6 @@ from efs_sqlite.graphql.plans import Plan
 from efs_sqlite.graphql.prefetch import Lanes, Request
 from efs_sqlite.graphql.schema import build_schema
 from efs_sqlite.model import INSURANCE, Model
-from efs_sqlite.store import ShardStore, is_network_filesystem
 
 __all__ = ["GraphQLAPI", "request_error"]
 
@@ -42,16 +42,16 @@ class GraphQLAPI:
     store's connections and the reader threads live as long as it does. ``cache_size`` bounds
     the document cache. ``parallel_reads`` reads the shards of one level of a query at once, one
     thread per shard, and locks a query of several levels ahead (see
-    :mod:`efs_sqlite.graphql.prefetch`); ``None`` (the default) turns it on when the store's root
-    is on a network file system or the store runs on a VFS (the EFS model), off on local disk,
-    where a read takes microseconds and the hand-off to a thread would cost more.
+    :mod:`efs_sqlite.graphql.prefetch`); ``None`` (the default) takes the store's ``parallel_reads``: on
+    when its reads wait on the network (a network file system, the EFS model's VFS, DynamoDB), off
+    on local disk, where a read takes microseconds and the hand-off to a thread would cost more.
     ``compiled=False`` executes every query with graphql-core's executor alone: the reference
     that the compiled execution is tested against (same answers, 2-3x the CPU time).
     """
 
     def __init__(
         self,
-        store: ShardStore,
+        store: StoreBackend,
         model: Model = INSURANCE,
         *,
         limits: Limits | None = None,
@@ -70,7 +70,7 @@ class GraphQLAPI:
             self._schema, self.limits, cache_size, partial(Plan, model, self.limits)
         )
         if parallel_reads is None:
-            parallel_reads = store.vfs is not None or is_network_filesystem(store.root)
+            parallel_reads = store.parallel_reads
         self.parallel_reads = parallel_reads
         self.compiled = compiled
         self._lanes = Lanes()

@@ -21,6 +21,11 @@ caches on the request's own thread. A request has a :class:`Lane` of these threa
 while it reads (concurrent requests get lanes of their own; a warm Lambda, one request at a time,
 keeps one).
 
+A store that reads several shards in one round (a :class:`~efs_sqlite.backend.LevelReader`:
+DynamoDB, whose BatchGetItem takes keys of every field) is handed all the reads of a level at once
+instead, values, list lengths and pages together; it has no locks to take ahead (its
+``read_locks`` is False).
+
 On EFS most of a warm read's round trips are its lock cycle (7 of 8: taking the SHARED lock with
 its probes and the change-counter read, then 1 to let go), not data, which SQLite's page cache
 keeps. So a query of several levels *locks ahead*: the plan alone names every shard it may read at
@@ -54,6 +59,7 @@ from typing import Any, NamedTuple
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
+from efs_sqlite.backend import ListsRead, StoreBackend, ValuesRead
 from efs_sqlite.deadline import Deadline
 from efs_sqlite.graph import Graph
 from efs_sqlite.graphql.documents import Prepared
@@ -70,7 +76,6 @@ from efs_sqlite.graphql.objects import (
 from efs_sqlite.graphql.paging import NO_ROWS, offsets, page_layout, window
 from efs_sqlite.graphql.plans import Batch, ListShape, Plan, Selection
 from efs_sqlite.model import TYPE_SHARD
-from efs_sqlite.store import ShardStore
 
 __all__ = ["Lane", "Lanes", "Page", "Request"]
 
@@ -89,11 +94,13 @@ class Page(NamedTuple):
 
 class _Read(NamedTuple):
     """Reads of one shard: ``fetch`` runs them (on any thread), ``merge`` files their result in
-    the request's caches (on the request's thread)."""
+    the request's caches (on the request's thread); ``request`` says what they are, for a store
+    that reads a whole level at once (a :class:`~efs_sqlite.backend.LevelReader`)."""
 
     shard: str
     fetch: Callable[[], Any]
     merge: Callable[[Any], None]
+    request: ValuesRead | ListsRead
 
 
 class _Work(NamedTuple):
@@ -110,14 +117,14 @@ def _merge_values(cache: dict[int, Any], ids: list[int], found: dict[int, Any]) 
     cache.update(found)
 
 
-def _within(store: ShardStore, deadline: Deadline, call: Callable[[], Any]) -> Any:
+def _within(store: StoreBackend, deadline: Deadline, call: Callable[[], Any]) -> Any:
     """``call()`` with this thread's store calls bounded by ``deadline``."""
     with store.within(deadline):
         return call()
 
 
 def fetch_lists(
-    store: ShardStore, shard: str, uncounted: list[int], windows: dict[tuple[int, int], list[int]]
+    store: StoreBackend, shard: str, uncounted: list[int], windows: dict[tuple[int, int], list[int]]
 ) -> Lists:
     """The lengths of the ``uncounted`` lists and the ``(offset, limit)`` windows of lists, from
     one snapshot: one statement when one window is read of lists not counted yet (a level's
@@ -236,6 +243,7 @@ class Request:
         "held",
         "lane",
         "lanes",
+        "level_reader",
         "limits",
         "lists",
         "pages",
@@ -252,7 +260,7 @@ class Request:
 
     def __init__(
         self,
-        store: ShardStore,
+        store: StoreBackend,
         graph: Graph,
         limits: Limits,
         prepared: Prepared,
@@ -260,6 +268,10 @@ class Request:
         deadline: Deadline | None = None,
     ) -> None:
         self.store, self.graph, self.limits = store, graph, limits
+        # A LevelReader's method, looked up by name: a Protocol check would cost every request.
+        self.level_reader: Callable[[list[ValuesRead | ListsRead]], list[Any]] | None = getattr(
+            store, "read_level", None
+        )
         self.prepared, self.lanes, self.deadline = prepared, lanes, deadline
         self.written = False  # a mutation field committed
         self.budget = limits.max_nodes
@@ -287,7 +299,10 @@ class Request:
         if not missing:
             return None
         return _Read(
-            shard, partial(self.store.get_many, shard, missing), partial(_merge_values, cache, missing)
+            shard,
+            partial(self.store.get_many, shard, missing),
+            partial(_merge_values, cache, missing),
+            ValuesRead(shard, missing),
         )
 
     def _lists_read(self, shard: str, keys: Iterable[ListKey]) -> _Read | None:
@@ -308,6 +323,7 @@ class Request:
             shard,
             partial(fetch_lists, self.store, shard, uncounted, windows),
             partial(self._merge_lists, shard),
+            ListsRead(shard, uncounted, windows),
         )
 
     def _merge_lists(self, shard: str, result: Lists) -> None:
@@ -325,6 +341,10 @@ class Request:
         todo = [r for r in reads if r is not None]
         if todo and self.replay is not None:
             self._replay()
+        if self.level_reader is not None and todo:  # the store reads them all in one round
+            for r, result in zip(todo, self.level_reader([r.request for r in todo]), strict=True):
+                r.merge(result)
+            return
         if self.held is not None and todo:
             if all(r.shard in self.held for r in todo):
                 assert self.lane is not None
@@ -515,6 +535,8 @@ class Request:
         it waits for another that this request would hold, a deadlock until a busy timeout. So
         the locks are taken without waiting; if any is busy (or fails), every one is let go and
         the prefetch reads as without lock-ahead, waiting for a lock only while holding none."""
+        if not self.store.read_locks:  # nothing to hold (DynamoDB): each level just reads
+            return
         shards = self.plan.ahead(info, level)
         if not shards:
             return

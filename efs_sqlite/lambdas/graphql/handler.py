@@ -1,13 +1,17 @@
 """AWS Lambda entry point of the GraphQL API (Function URL, API Gateway HTTP API or REST API).
 
 Everything is built at import, during the Lambda init phase, and reused by every warm invocation
-of the execution environment: the store (whose SQLite connections stay open), the schema and the
-document cache. The store's root is the EFS mount, ``MOUNT_PATH`` (default ``/mnt/efs-sqlite``);
-it must exist, so a missing mount fails the init with a clear error instead of serving an empty
-store. Each request's deadline is the invocation's remaining time less a margin
-(:func:`~efs_sqlite.app.lambda_deadline`): a request that would outlast it answers 503. The init
-also sweeps the super-journals that an environment killed mid-commit left behind
-(:meth:`~efs_sqlite.store.ShardStore.sweep_super_journals`).
+of the execution environment: the store (whose SQLite connections, or DynamoDB client, stay open),
+the schema and the document cache.
+
+The store is the EFS mount's shards, at ``MOUNT_PATH`` (default ``/mnt/efs-sqlite``), which must
+exist, so a missing mount fails the init with a clear error instead of serving an empty store; or,
+when ``DYNAMODB_TABLE`` names a table, that DynamoDB table (boto3, which the Lambda runtime
+provides, loads only then). On DynamoDB a request with the header ``x-efs-ops: 1`` gets its calls
+and capacity units. Each request's deadline is the invocation's remaining
+time less a margin (:func:`~efs_sqlite.app.lambda_deadline`): a request that would outlast it answers
+503. On EFS the init also sweeps the super-journals that an environment killed mid-commit left
+behind (:meth:`~efs_sqlite.store.ShardStore.sweep_super_journals`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,20 @@ import os
 from mangum import Mangum
 
 from efs_sqlite.app import GRAPHQL_RESPONSE, create_app, lambda_deadline
-from efs_sqlite.store import ShardStore
 
 MOUNT_PATH = os.environ.get("MOUNT_PATH", "/mnt/efs-sqlite")
+DYNAMODB_TABLE = os.environ.get("DYNAMODB_TABLE")
 
-store = ShardStore(MOUNT_PATH, create=False)
-# An environment killed mid-commit (at its timeout) may have left a super-journal no journal names.
-store.sweep_super_journals()
+if DYNAMODB_TABLE:
+    from efs_sqlite.dynamodb import DynamoStore
+
+    store = DynamoStore(DYNAMODB_TABLE)
+else:
+    from efs_sqlite.store import ShardStore
+
+    store = ShardStore(MOUNT_PATH, create=False)
+    # An environment killed mid-commit (at its timeout) may have left a super-journal no journal names.
+    store.sweep_super_journals()
 app = create_app(store, deadline=lambda_deadline())
 # Bodies of these types go back as text, the rest base64-encoded: Mangum's own list, which lacks
 # the GraphQL-over-HTTP media type.

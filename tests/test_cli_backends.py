@@ -1,0 +1,93 @@
+"""``efs-sqlite load|stats --backend efs|dynamodb``: the same data set, either store, from the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from efs_sqlite.cli import main
+from efs_sqlite.data import generate_records
+from efs_sqlite.dynamodb import local_endpoint
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> Path:
+    path = tmp_path / "part.jsonl"
+    rows = itertools.islice(generate_records("small", seed=3), 120)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def stats(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(["stats", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_load_and_stats_on_both_backends(
+    records: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    efs = ["--root", str(tmp_path / "store")]
+    dynamodb = [
+        "--backend",
+        "dynamodb",
+        "--table",
+        "cli-both",
+        "--endpoint-url",
+        local_endpoint(),
+        "--region",
+        "us-east-1",
+    ]
+    for store in (efs, dynamodb):
+        assert main(["load", *store, str(records), "--no-progress"]) == 0
+        assert json.loads(capsys.readouterr().out)["records"] == 120
+        assert main(["load", *store, str(records), "--no-progress"]) == 0  # a rerun skips everything
+        assert json.loads(capsys.readouterr().out)["skipped"] == 120
+    on_efs, on_dynamodb = stats(capsys, *efs, "--quick"), stats(capsys, *dynamodb)
+    assert on_dynamodb["table"] == "cli-both"
+    assert {k: on_dynamodb[k] for k in ("total_rows", "total_refs")} == {
+        k: on_efs[k] for k in ("total_rows", "total_refs")
+    }
+    assert {s: v["rows"] for s, v in on_dynamodb["shards"].items()} == {
+        s: v["rows"] for s, v in on_efs["shards"].items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["stats"], "--backend efs needs --root"),
+        (["stats", "--backend", "dynamodb"], "--backend dynamodb needs --table NAME"),
+        (["stats", "--backend", "dynamodb", "--table", "t", "--endpoint-url", "LOCAL"], "does not exist"),
+    ],
+)
+def test_what_is_missing_is_said(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = [local_endpoint() if a == "LOCAL" else a for a in argv]
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_no_credentials_and_no_endpoint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main(["stats", "--backend", "dynamodb", "--table", "t", "--region", "us-east-1"]) == 2
+    err = capsys.readouterr().err
+    assert "needs AWS credentials" in err and "--endpoint-url" in err
