@@ -129,9 +129,14 @@ class NodeType:
         by_name = {f.name: f for f in self.fields}
         if len(by_name) != len(self.fields):
             raise ValueError(f"type {self.name}: duplicate field names")
+        # A reference list is also paged as a connection, <name>Connection, beside it.
         gql = [f.graphql_name for f in self.fields]
+        gql += [f"{f.graphql_name}Connection" for f in self.fields if f.kind == "refs"]
         if len(set(gql)) != len(gql) or "id" in gql:
-            raise ValueError(f"type {self.name}: GraphQL field names must be unique and not 'id'")
+            raise ValueError(
+                f"type {self.name}: GraphQL field names (with each list's <name>Connection) "
+                "must be unique and not 'id'"
+            )
         object.__setattr__(self, "_by_name", by_name)
 
     @property

@@ -7,7 +7,9 @@
 - one field per model field, named :attr:`Field.graphql_name`: ``str`` -> ``String``, ``int`` ->
   ``Int``, ``float`` -> ``Float``, ``decimal`` -> ``Decimal`` (an exact string), ``datetime`` ->
   ``DateTime`` (ISO 8601, UTC), ``bool`` -> ``Boolean``, ``bytes`` -> ``Base64``, ``ref`` -> the
-  target type, ``refs`` -> a Relay connection ``<Target>Connection`` with ``totalCount``;
+  target type, ``refs`` -> a plain list ``[Target]`` under the field's own name, as in the earlier
+  system's SDL, and beside it a Relay connection ``<name>Connection(first, after, last, before)``
+  of type ``<Target>Connection`` with ``totalCount``;
 - query fields ``t(id: ID!): T`` (``claim``, ``party``, ``transaction``), next to ``node(id:)`` and
   ``nodes(ids:)``;
 - mutations ``createT(input: TInput!)``, ``updateT(id:, input: TPatch!)`` (partial: fields left out
@@ -20,7 +22,8 @@
 must fit 32 bits. A larger input is refused by GraphQL itself; a larger value already stored reads
 as a field error naming the value, never as a wrong number. Compared with that SDL, the root
 fields are nullable (a missing node is ``null`` plus an error instead of nulling the whole
-response) and reference lists are connections, since a 25,000-entry list cannot be one value.
+response). A plain list returns the whole list, up to ``Limits.max_list`` entries: a longer one is
+an error naming its connection, which pages through it (a 25,000-entry list is never one value).
 
 Every resolver answers from the request's caches (the context,
 :class:`~efs_sqlite.graphql.prefetch.Request`), reading on a miss.
@@ -44,7 +47,7 @@ from efs_sqlite.model import INSURANCE, Field, Model, NodeType
 if TYPE_CHECKING:  # the resolvers' context, a type only: prefetch builds on this module
     from efs_sqlite.graphql.prefetch import Request
 
-__all__ = ["build_schema", "resolve_list", "schema_sdl"]
+__all__ = ["build_schema", "resolve_entries", "resolve_list", "schema_sdl"]
 
 _SCALARS: dict[str, type[graphene.Scalar]] = {
     "str": graphene.String,
@@ -95,6 +98,13 @@ def resolve_list(
     return req.fill_page(shard, target, connections[target], root, checked, req.plan.list_shape(info, target))
 
 
+def resolve_entries(shard: str, target: str, name: str, root: NodeRef, info: GraphQLResolveInfo) -> list[Any]:
+    """Every entry of ``root``'s list in ``shard`` (the resolver of a plain list ``name``; the
+    compiled execution recognises it by its ``partial`` arguments)."""
+    req: Request = info.context
+    return req.fill_list(shard, target, name, root, req.plan.selection(info, target, info.field_nodes))
+
+
 def _resolve_nodes(root: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[NodeRef | Missing]:
     req: Request = info.context
     if len(ids) > req.limits.max_page:
@@ -142,20 +152,27 @@ class _ListField(relay.ConnectionField):
         return self.resolver
 
 
-def _output_field(
-    t: NodeType,
-    f: Field,
-    objects: dict[str, type[graphene.ObjectType]],
-    connections: dict[str, type[Connection]],
-) -> graphene.Field:
+def _connection_field(t: NodeType, f: Field, connections: dict[str, type[Connection]]) -> graphene.Field:
+    """The Relay connection beside the plain list ``f``: ``<name>Connection``, paged."""
+    assert f.target is not None
+    return _ListField(
+        lambda: connections[f.target],
+        name=f"{f.graphql_name}Connection",
+        description=f.description or f"The {f.graphql_name} list a page at a time, with its totalCount.",
+        resolver=partial(resolve_list, t.shard(f.name), f.target, connections),
+    )
+
+
+def _output_field(t: NodeType, f: Field, objects: dict[str, type[graphene.ObjectType]]) -> graphene.Field:
     description = f.description or None
     shard = t.shard(f.name)
     if f.kind == "refs":
-        return _ListField(
-            lambda: connections[f.target],
+        return graphene.List(
+            lambda: objects[f.target],
             name=f.graphql_name,
-            description=description,
-            resolver=partial(resolve_list, shard, f.target, connections),
+            description=description
+            or f"The whole list; a longer one than the limit is an error: use {f.graphql_name}Connection.",
+            resolver=partial(resolve_entries, shard, f.target, f"{t.name}.{f.graphql_name}"),
         )
     if f.kind == "ref":
         return graphene.Field(
@@ -250,7 +267,10 @@ def build_schema(model: Model = INSURANCE) -> graphene.Schema:
     objects: dict[str, type[graphene.ObjectType]] = {}
     connections: dict[str, type[Connection]] = {}
     for t in model.types.values():
-        attrs: dict[str, Any] = {f.name: _output_field(t, f, objects, connections) for f in t.fields}
+        attrs: dict[str, Any] = {f.name: _output_field(t, f, objects) for f in t.fields}
+        for f in t.fields:
+            if f.kind == "refs":
+                attrs[f"{f.name}_connection"] = _connection_field(t, f, connections)
         attrs["Meta"] = type("Meta", (), {"interfaces": (Node,), "description": t.description or None})
         objects[t.name] = type(t.name, (graphene.ObjectType,), attrs)
     for name, obj in objects.items():
