@@ -21,7 +21,10 @@ from efs_sqlite.efs_model import EFSModel
 from efs_sqlite.graphql import schema_sdl
 from efs_sqlite.store import ShardStore
 
-QUERY = "query($id: ID!) { claim(id: $id) { claimIdentifier parties: partiesConnection(first: 2) { totalCount } } }"
+QUERY = (
+    "query($id: ID!) { claim(id: $id) { claimIdentifier "
+    "parties: partiesConnection(first: 2) { totalCount } } }"
+)
 CREATE_PARTY = 'mutation { createParty(input: {partyIdentifier: 5, timestamp: "2024-01-01"}) { id } }'
 
 

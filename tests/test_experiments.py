@@ -300,7 +300,8 @@ def test_reads_that_need_nothing_from_each_other_overlap(new_root):
 
 #: From a party: its claims, and their parties: the party shards are read at two levels.
 PARTY_CLAIMS_PARTIES = """query($id: ID!) { party(id: $id) { partyIdentifier
-  claims: claimsConnection { edges { node { claimTypeCode parties: partiesConnection(first: 10) { edges { node { partyIdentifier } } } } } } } }"""
+  claims: claimsConnection { edges { node { claimTypeCode parties: partiesConnection(first: 10) { edges
+    { node { partyIdentifier } } } } } } } }"""
 
 
 def _first_party(store: ShardStore) -> dict[str, str]:
@@ -313,7 +314,7 @@ def test_a_shard_read_at_two_levels_is_locked_once(new_root):
         PARTY_CLAIMS_PARTIES, data=_first_party, profiles=["elastic"], cold=[False], root=new_root()
     )
     # party_identifier, party_claims, claim_type_code, claim_parties: the party, its claim, the
-    # claim's parties: partiesConnection (the first one already read); one lock cycle each for the whole request.
+    # claim's parties (the first one already read); one lock cycle each for the whole request.
     assert r["shards_touched"] == 4 and r["rounds"] == 3
     assert r["max_lock_calls_per_shard"] == 1 and r["op_lock"] == 4
     assert r["latency_parallel_ms"] == pytest.approx(8.0)

@@ -286,7 +286,8 @@ def test_counts_and_cursors_need_no_node_reads(insurance: Any) -> None:
     store = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(store)
     result = api.execute(
-        "query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 2) { totalCount edges { cursor } } } }",
+        "query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 2) "
+        "{ totalCount edges { cursor } } } }",
         {"id": insurance.ids[insurance.claim]},
     )
     assert result["data"]["claim"]["parties"]["totalCount"] == 10
@@ -324,7 +325,8 @@ def test_a_25000_entry_list_pages_without_being_loaded(insurance: Any) -> None:
     counts = Counting()
     counting = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(counting)
-    query = """query($id: ID!, $after: String) { party(id: $id) { claims: claimsConnection(first: 5, after: $after) {
+    query = """query($id: ID!, $after: String) { party(id: $id) { claims: claimsConnection(first: 5,
+      after: $after) {
                  totalCount pageInfo { hasNextPage } edges { node { claimIdentifier } } } } }"""
     after = api.execute(query, {"id": encode(hub)})["data"]["party"]["claims"]
     assert after["totalCount"] == n
@@ -341,9 +343,8 @@ def test_dangling_references_read_as_missing_nodes(api: GraphQLAPI, insurance: A
     insurance.graph.delete_node(gone)
     for selection in ("partyIdentifier", "id"):  # a required field, or only the id (read via _type)
         result = api.execute(
-            "query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 3) { edges { node { SEL } } } } }".replace(
-                "SEL", selection
-            ),
+            "query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 3) "
+            "{ edges { node { SEL } } } } }".replace("SEL", selection),
             {"id": insurance.ids[insurance.claim]},
         )
         edges = result["data"]["claim"]["parties"]["edges"]
@@ -412,8 +413,10 @@ def test_references_are_followed_level_by_level(insurance: Any) -> None:
     counts = Counting()
     store = ShardStore(insurance.root, hook=counts)
     result = GraphQLAPI(store).execute(
-        """query($id: ID!) { claim(id: $id) { transactions: transactionsConnection(first: 3) { edges { node { amount
-             claim { claimTypeCode parties: partiesConnection(last: 2) { edges { node { partyIdentifier } } } } } } } } }""",
+        """query($id: ID!) { claim(id: $id) { transactions: transactionsConnection(first: 3) { edges {
+          node { amount
+             claim { claimTypeCode parties: partiesConnection(last: 2) { edges { node { partyIdentifier
+               } } } } } } } } }""",
         {"id": insurance.ids[insurance.claim]},
     )
     assert "errors" not in result
@@ -522,7 +525,8 @@ def test_a_missing_required_value_nulls_its_node_with_an_error(
 CORPUS = [
     (CLAIM_WITH_PARTIES, {"id": "CLAIM"}),
     (
-        "query($id: ID!) { claim(id: $id) { __typename id transactions: transactionsConnection { totalCount __typename } } }",
+        "query($id: ID!) { claim(id: $id) { __typename id "
+        "transactions: transactionsConnection { totalCount __typename } } }",
         {"id": "CLAIM"},
     ),
     (
@@ -532,12 +536,14 @@ CORPUS = [
              b: partiesConnection(last: 3, before: "YXJyYXljb25uZWN0aW9uOjU=") { edges { node { ...P } } }
              c: partiesConnection(first: 1) @include(if: $more) { edges { node { timestamp } } } } }
            fragment Head on Claim { claimTypeCode claimIdentifier }
-           fragment P on Party { id partyIdentifier claims: claimsConnection(last: 1) { edges { node { id } } } }""",
+           fragment P on Party { id partyIdentifier claims: claimsConnection(last: 1) { edges { node {
+             id } } } }""",
         {"id": "CLAIM", "more": True},
     ),
     (
         """query($id: ID!) { transaction(id: $id) { amount timestamp sourceSystemCode serviceTypeCode
-             claim { claimTypeCode parties: partiesConnection(first: 2) { totalCount edges { node { partyIdentifier } } } }
+             claim { claimTypeCode parties: partiesConnection(first: 2) { totalCount edges { node {
+               partyIdentifier } } } }
            } }""",
         {"id": "TX"},
     ),
@@ -728,26 +734,31 @@ def test_parallel_reads_survive_a_fork(insurance: Any) -> None:
 
 #: From a party: its claims, and their parties: the party shards are read at two levels.
 PARTY_CLAIMS_PARTIES = """query($id: ID!) { party(id: $id) { partyIdentifier
-  claims: claimsConnection { edges { node { claimTypeCode parties: partiesConnection(first: 10) { edges { node { partyIdentifier } } } } } } } }"""
+  claims: claimsConnection { edges { node { claimTypeCode parties: partiesConnection(first: 10) { edges
+    { node { partyIdentifier } } } } } } } }"""
 
 #: Documents of several shapes, each with the name of the node its ``$id`` is.
 DOCUMENTS = [
     (CLAIM_WITH_PARTIES, "claim"),
     (PARTY_CLAIMS_PARTIES, "party"),
     (
-        """query($id: ID!) { claim(id: $id) { transactions: transactionsConnection(first: 3) { edges { node { amount
-             claim { claimTypeCode parties: partiesConnection(last: 2) { edges { node { partyIdentifier } } } } } } } } }""",
+        """query($id: ID!) { claim(id: $id) { transactions: transactionsConnection(first: 3) { edges {
+          node { amount
+             claim { claimTypeCode parties: partiesConnection(last: 2) { edges { node { partyIdentifier
+               } } } } } } } } }""",
         "claim",
     ),
     (
         """query($id: ID!) { node(id: $id) { id ... on Party { timestamp
-             claims: claimsConnection { totalCount edges { node { id claimTypeCode transactions: transactionsConnection { totalCount } } } } } } }""",
+             claims: claimsConnection { totalCount edges { node { id claimTypeCode transactions:
+               transactionsConnection { totalCount } } } } } } }""",
         "party",
     ),
     (
         """query($id: ID!) { transaction(id: $id) { amount sourceSystemCode claim { claimIdentifier
              a: partiesConnection(first: 2) { edges { node { partyIdentifier } } }
-             b: partiesConnection(first: 2, after: "YXJyYXljb25uZWN0aW9uOjE=") { edges { node { id } } } } } }""",
+             b: partiesConnection(first: 2, after: "YXJyYXljb25uZWN0aW9uOjE=") { edges { node { id } } }
+               } } }""",
         "transaction",
     ),
     ("query($id: ID!) { claim(id: $id) { claimTypeCode } }", "party"),  # a node of another type
@@ -771,7 +782,10 @@ def document_variables(insurance: Any, kind: str) -> dict[str, str]:
 def test_lock_ahead_answers_as_reading_level_by_level(insurance: Any) -> None:
     insurance.graph.delete_node(insurance.parties[1])  # a dangling reference too
     ahead, plain = GraphQLAPI(insurance.store, parallel_reads=True), GraphQLAPI(insurance.store)
-    nodes = "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Party { claims: claimsConnection { edges { node { id } } } } } }"
+    nodes = (
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id "
+        "... on Party { claims: claimsConnection { edges { node { id } } } } } }"
+    )
     ids = [insurance.ids[insurance.claim], insurance.ids[insurance.parties[2]], "bad", encode(999)]
     for query, variables in [
         *((q, document_variables(insurance, kind)) for q, kind in DOCUMENTS),
@@ -1027,7 +1041,8 @@ def nested(depth: int) -> str:
     hops = (depth - 2) // 3
     inner = "id"
     for i in reversed(range(hops)):
-        inner = f"{'claims' if i % 2 == 0 else 'parties'}Connection(first: 1) {{ edges {{ node {{ {inner} }} }} }}"
+        hop = "claims" if i % 2 == 0 else "parties"
+        inner = f"{hop}Connection(first: 1) {{ edges {{ node {{ {inner} }} }} }}"
     return f'{{ party(id: "00000000001") {{ {inner} }} }}'
 
 
@@ -1295,7 +1310,8 @@ def test_reference_list_add_and_remove(api: GraphQLAPI, insurance: Any) -> None:
         "edges": [{"node": {"partyIdentifier": 999}}],
     }
     remove = """mutation($id: ID!, $ids: [ID!]!) { removeClaimParties(id: $id, ids: $ids) {
-                  parties: partiesConnection(first: 20) { totalCount edges { node { partyIdentifier } } } } }"""
+                  parties: partiesConnection(first: 20) { totalCount edges { node { partyIdentifier } }
+                    } } }"""
     result = api.execute(remove, {"id": claim, "ids": [encode(extra), insurance.ids[insurance.parties[0]]]})
     parties = result["data"]["removeClaimParties"]["parties"]
     assert parties["totalCount"] == 9

@@ -99,7 +99,10 @@ def cursor(text: str) -> str:
 
 
 def page(args: str) -> str:
-    return f'{{ claim(id: "@CLAIM@") {{ parties: partiesConnection({args}) {{ totalCount edges {{ cursor node {{ id }} }} }} }} }}'
+    return (
+        f'{{ claim(id: "@CLAIM@") {{ parties: partiesConnection({args}) '
+        "{ totalCount edges { cursor node { id } } } } }"
+    )
 
 
 def create_claim(extra: str = "", identifier: int = 2, stamp: str = "2024-01-01") -> str:
@@ -468,7 +471,10 @@ def test_sql_and_path_text_is_stored_as_plain_data(graphql_lambda: ModuleType, i
         assert answer["statusCode"] == 200, answer["body"]
         return json.loads(answer["body"])
 
-    read = "query($id: ID!) { claim(id: $id) { claimIdentifier claimTypeCode parties: partiesConnection { totalCount } } }"
+    read = (
+        "query($id: ID!) { claim(id: $id) { claimIdentifier claimTypeCode "
+        "parties: partiesConnection { totalCount } } }"
+    )
     original = ask(read, {"id": claim})
     fields = 'claimIdentifier: 7, claimTypeCode: $code, timestamp: "2024-01-01"'
     create = "mutation($code: String!) { createClaim(input: {" + fields + "}) { id claimTypeCode } }"

@@ -14,7 +14,8 @@ SCHEMA = build_schema().graphql_schema
 DEEP = """query($n: Int) {
   claim(id: "x") {
     id claimIdentifier
-    parties: partiesConnection(first: $n) { totalCount edges { node { partyIdentifier claims: claimsConnection(last: 2) { totalCount } } } }
+    parties: partiesConnection(first: $n) { totalCount edges { node { partyIdentifier claims:
+      claimsConnection(last: 2) { totalCount } } } }
     transactions: transactionsConnection { totalCount }
   }
 }"""
