@@ -559,6 +559,19 @@ CORPUS = [
         "query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 1001) { totalCount } } }",
         {"id": "CLAIM"},
     ),
+    # plain lists, as the earlier system's queries read them, nested, beside connections
+    (
+        """query($id: ID!) { claim(id: $id) { id claimIdentifier claimTypeCode parties { id partyIdentifier }
+             transactions { id amount financialTransactionIdentifier } } }""",
+        {"id": "CLAIM"},
+    ),
+    (
+        """query($id: ID!) { party(id: $id) { claims { __typename claimTypeCode
+             parties { timestamp claims { id } } transactionsConnection(first: 1) { totalCount }
+             transactions { claim { claimIdentifier } } } } }""",
+        {"id": "PARTY"},
+    ),
+    ("query($id: ID!) { claim(id: $id) { transactions { id amount } } }", {"id": "CLAIM"}),  # BROKEN
     ("query($id: ID!) { node(id: $id) { id ... on Claim { claimTypeCode } } }", {"id": "CLAIM"}),
     ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["CLAIM", "bad", "TX"]}),
     ("{ __typename }", {}),
@@ -760,6 +773,11 @@ DOCUMENTS = [
              b: partiesConnection(first: 2, after: "YXJyYXljb25uZWN0aW9uOjE=") { edges { node { id } } }
                } } }""",
         "transaction",
+    ),
+    (
+        """query($id: ID!) { party(id: $id) { claims { claimTypeCode parties { partyIdentifier }
+             transactions { amount } } } }""",
+        "party",
     ),
     ("query($id: ID!) { claim(id: $id) { claimTypeCode } }", "party"),  # a node of another type
     (
