@@ -79,7 +79,7 @@ def test_get_a_query(app: Any, insurance: Any) -> None:
 
 
 def test_get_refuses_mutations(app: Any, insurance: Any) -> None:
-    mutation = f'mutation {{ deleteClaim(id: "{insurance.ids[insurance.claim]}") }}'
+    mutation = f'mutation {{ deleteClaim(id: "{insurance.ids[insurance.claim]}", cascade: true) }}'
     r = call(app, "GET", "/graphql", params={"query": mutation})
     assert_json_error(r, 405, "a mutation must be sent with POST")
     assert r.headers["allow"] == "POST"

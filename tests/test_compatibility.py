@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from graphql import BreakingChangeType, GraphQLScalarType, find_breaking_changes, parse, validate
 from graphql import build_schema as build_sdl
-from test_graphql import Counting
+from test_graphql import Counting, vanish
 
 from efs_sqlite.graphql import GraphQLAPI, Limits, build_schema
 from efs_sqlite.store import ShardStore
@@ -203,8 +203,7 @@ def test_a_vanished_entry_of_a_plain_list_is_null_with_an_error(insurance: Any, 
     """A node removed behind the graph's back (straight from the store) reads as a null entry
     and an error at its position; the rest of the list stands."""
     gone = insurance.parties[1]
-    for shard in ("_type", "party_identifier", "party_timestamp"):
-        insurance.store.delete(shard, gone)
+    vanish(insurance, gone)
     result = GraphQLAPI(insurance.store, compiled=compiled).execute(
         "query($id: ID!) { claim(id: $id) { parties { partyIdentifier } } }",
         {"id": insurance.ids[insurance.claim]},

@@ -13,10 +13,11 @@
 - query fields ``t(id: ID!): T`` (``claim``, ``party``, ``transaction``), next to ``node(id:)`` and
   ``nodes(ids:)``;
 - mutations ``createT(input: TInput!)``, ``updateT(id:, input: TPatch!)`` (partial: fields left out
-  keep their value, ``null`` clears an optional one), ``deleteT(id:)`` and, per reference list
+  keep their value, ``null`` clears an optional one), ``deleteT(id:, cascade:)`` and, per reference list
   ``F``, ``addTF(id:, ids:)`` / ``removeTF(id:, ids:)``. Every input is checked against the model
   and every reference against the ``_type`` shard before one grouped write
-  (:class:`~efs_sqlite.graph.Graph`): an invalid input is a GraphQL error and writes nothing.
+  (:class:`~efs_sqlite.graph.Graph`, which writes both sides of every inverse pair in it): an
+  invalid input is a GraphQL error and writes nothing.
 
 ``int`` stays GraphQL ``Int``, as in the earlier system's SDL (``claimIdentifier: Int!``): values
 must fit 32 bits. A larger input is refused by GraphQL itself; a larger value already stored reads
@@ -124,9 +125,9 @@ def _update(t: NodeType, root: Any, info: GraphQLResolveInfo, id: str, input: Ma
     return req.lookup(info, id, t.name)
 
 
-def _delete(t: NodeType, root: Any, info: GraphQLResolveInfo, id: str) -> str:
+def _delete(t: NodeType, root: Any, info: GraphQLResolveInfo, id: str, cascade: bool = False) -> str:
     req: Request = info.context
-    req.write(lambda g: g.delete_node(id, t.name))
+    req.write(lambda g: g.delete_node(id, t.name, cascade=cascade))
     return id
 
 
@@ -230,8 +231,16 @@ def _mutation_fields(t: NodeType, obj: type[graphene.ObjectType]) -> dict[str, g
             graphene.ID,
             name=f"delete{t.name}",
             id=graphene.ID(required=True),
+            cascade=graphene.Boolean(
+                default_value=False,
+                description="Also delete the nodes whose required reference to it would dangle.",
+            ),
             resolver=partial(_delete, t),
-            description=f"Delete a {t.name}: all its fields; returns its id.",
+            description=(
+                f"Delete a {t.name}: all its fields, and its entries in the lists of the other side of "
+                "its inverse pairs; returns its id. Refused, naming them, if other nodes hold a "
+                "required reference to it, unless cascade."
+            ),
         ),
     }
     for f in t.fields:
