@@ -19,7 +19,10 @@ dangle, and read as missing nodes. The reads that decide the other side's writes
 a transaction's previous claim) are made just before the grouped write, not inside it: two
 writers editing the same link at the same moment may race.
 
-Ids are the 64-bit Small UIDs; every method also accepts their 11-character strings.
+Ids are the 64-bit Small UIDs; every method also accepts their 11-character strings. Each write
+method takes ``record``: called as ``record(batch, result)`` inside its grouped write (``result``
+the id of the node created or edited), it adds writes of the caller's own to the same commit (a
+``clientMutationId``'s receipt: :mod:`efs_sqlite.graphql.receipts`).
 
 >>> import tempfile
 >>> from efs_sqlite.store import ShardStore
@@ -47,6 +50,9 @@ from efs_sqlite import uid as uids
 from efs_sqlite.errors import NodeNotFound, StillReferenced, UIDCollision, ValidationError
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Inverse, Model, NodeType
 from efs_sqlite.store import Ref, ShardStore, WriteBatch
+
+#: What a write method calls inside its grouped write: ``record(batch, result)``.
+Record = Callable[[WriteBatch, Any], None]
 
 __all__ = ["Graph", "NodeId", "parse_id"]
 
@@ -221,7 +227,14 @@ class Graph:
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def create_node(self, type_name: str, values: Mapping[str, Any], *, uid: int | None = None) -> int:
+    def create_node(
+        self,
+        type_name: str,
+        values: Mapping[str, Any],
+        *,
+        uid: int | None = None,
+        record: Record | None = None,
+    ) -> int:
         """Validate ``values`` (by field name), then write the node — ``_type`` and every field —
         in one grouped write; return its new id. Nothing is written if anything is invalid.
 
@@ -237,14 +250,23 @@ class Graph:
                     w.insert(TYPE_SHARD, new, t.name)
                     self._write_fields(w, t, new, coerced, create=True)
                     self._relink_all(w, t, new, {}, coerced)
-            except UIDCollision:
+                    if record is not None:
+                        record(w, new)
+            except UIDCollision as exc:
                 attempts += 1
-                if uid is not None or attempts >= self.retries:
+                if uid is not None or attempts >= self.retries or exc.shard not in self._node_shards(t):
                     raise
             else:
                 return new
 
-    def update_node(self, node: NodeId, values: Mapping[str, Any], type_name: str | None = None) -> str:
+    def update_node(
+        self,
+        node: NodeId,
+        values: Mapping[str, Any],
+        type_name: str | None = None,
+        *,
+        record: Record | None = None,
+    ) -> str:
         """Set the given fields of an existing node in one grouped write; return its type name.
 
         Fields not named keep their value; ``None`` clears an optional field; a reference list is
@@ -256,9 +278,18 @@ class Graph:
         with self.store.write() as w:
             self._write_fields(w, t, uid, coerced, create=False)
             self._relink_all(w, t, uid, old, coerced)
+            if record is not None:
+                record(w, uid)
         return t.name
 
-    def delete_node(self, node: NodeId, type_name: str | None = None, *, cascade: bool = False) -> str:
+    def delete_node(
+        self,
+        node: NodeId,
+        type_name: str | None = None,
+        *,
+        cascade: bool = False,
+        record: Record | None = None,
+    ) -> str:
         """Remove the node — every field and its ``_type`` entry — and take it out of the other
         side of each of its inverse pairs, in one grouped write; return its type name.
 
@@ -309,10 +340,18 @@ class Graph:
                             w.list_remove(shard, e, [u])
                         else:  # an optional reference: cleared
                             w.delete(shard, e)
+            if record is not None:
+                record(w, uid)
         return t.name
 
     def list_add(
-        self, node: NodeId, field_name: str, refs: Iterable[NodeId], type_name: str | None = None
+        self,
+        node: NodeId,
+        field_name: str,
+        refs: Iterable[NodeId],
+        type_name: str | None = None,
+        *,
+        record: Record | None = None,
     ) -> None:
         """Append ``refs`` (checked: they exist and are of the list's target type) to a list, and
         the node to the other side of its inverse pair. Of a list whose entries each hold one
@@ -330,9 +369,17 @@ class Graph:
             w.list_extend(t.shard(f.name), uid, ids)
             if other is not None:
                 self._relink(w, t, uid, f, other, [], ids)
+            if record is not None:
+                record(w, uid)
 
     def list_remove(
-        self, node: NodeId, field_name: str, refs: Iterable[NodeId], type_name: str | None = None
+        self,
+        node: NodeId,
+        field_name: str,
+        refs: Iterable[NodeId],
+        type_name: str | None = None,
+        *,
+        record: Record | None = None,
     ) -> int:
         """Remove every occurrence of ``refs`` from a list, and the node from the other side of
         its inverse pair; return how many entries went. Raises :class:`StillReferenced` (writing
@@ -342,19 +389,25 @@ class Graph:
         ids = list(dict.fromkeys(parse_id(r, f.name) for r in refs))
         shard = t.shard(f.name)
         other = self.model.inverse(t, f)
-        if other is None:
-            return self.store.list_remove(shard, uid, ids)
         gone = ids
-        if other.field.kind == "ref":
+        if other is not None and other.field.kind == "ref":
             back = self.store.get_many(other.type.shard(other.field.name), ids)
             gone = [u for u in ids if back.get(u) == uid]
         before = self.store.list_count(shard, uid)
         with self.store.write() as w:
             w.list_remove(shard, uid, ids)
-            self._relink(w, t, uid, f, other, gone, [])
+            if other is not None:
+                self._relink(w, t, uid, f, other, gone, [])
+            if record is not None:
+                record(w, uid)
         return before - self.store.list_count(shard, uid)
 
     # -- inverse pairs ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _node_shards(t: NodeType) -> set[str]:
+        """The shards a node of ``t`` is written to: a collision there is its id's."""
+        return {TYPE_SHARD, *(t.shard(f.name) for f in t.fields)}
 
     def _pairs(self, t: NodeType) -> list[tuple[Field, Inverse]]:
         """The fields of ``t`` that have an inverse, with it."""

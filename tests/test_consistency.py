@@ -45,7 +45,7 @@ def snapshot(store: ShardStore) -> list[tuple[str, list[Any]]]:
     for shard in store.shards():
         rows = store.scan(shard, limit=10**6)
         ids = [uid for uid, _ in store.scan(TYPE_SHARD, limit=10**6)]
-        lists = store.list_page_many(shard, ids, 0, 10**6) if shard != TYPE_SHARD else {}
+        lists = store.list_page_many(shard, ids, 0, 10**6) if ids and shard != TYPE_SHARD else {}
         out.append((shard, [rows, sorted(lists.items())]))
     return out
 
