@@ -120,8 +120,8 @@ def test_schema_keeps_the_earlier_field_names_and_types() -> None:
         "claimsConnection(before: String, after: String, first: Int, last: Int): ClaimConnection",
         "interface Node",
         "nodes(ids: [ID!]!): [Node]!",
-        "createTransaction(input: TransactionInput!): Transaction",
-        "addPartyClaims(id: ID!, ids: [ID!]!): Party",
+        "createTransaction(input: TransactionInput!, clientMutationId: String): Transaction",
+        "addPartyClaims(id: ID!, ids: [ID!]!, clientMutationId: String): Party",
     ]:
         assert line in sdl, line
     for root_field in ("claim", "party", "transaction", "node"):
@@ -149,8 +149,8 @@ def test_schema_is_derived_from_any_model() -> None:
         "vaccinated: Boolean!",
         "friends: [Pet]\n",
         "friendsConnection(before: String, after: String, first: Int, last: Int): PetConnection",
-        "createPet(input: PetInput!): Pet",
-        "removePetFriends(id: ID!, ids: [ID!]!): Pet",
+        "createPet(input: PetInput!, clientMutationId: String): Pet",
+        "removePetFriends(id: ID!, ids: [ID!]!, clientMutationId: String): Pet",
     ]:
         assert line in sdl, line
     assert "Claim" not in sdl

@@ -120,10 +120,11 @@ class GraphQLAPI:
             if operation is not None and operation.operation != OperationType.QUERY:
                 raise OperationNotAllowed(f"a {operation.operation.value} must be sent with POST")
         lanes = self._lanes if self.parallel_reads else None
+        request = Request(self.store, self.graph, self.limits, prepared, lanes)
         result = execute_sync(
             self._schema,
             prepared.document,
-            context_value=Request(self.store, self.graph, self.limits, prepared, lanes),
+            context_value=request,
             variable_values=variables,
             operation_name=operation_name,
             execution_context_class=self._execution,
@@ -135,6 +136,8 @@ class GraphQLAPI:
             response["data"] = result.data
         if result.errors:
             response["errors"] = [_client_error(e) for e in result.errors]
+        if request.client_ids:  # Relay's echo, beside the nodes the mutations return
+            response["extensions"] = {"clientMutationIds": request.client_ids}
         return response
 
 

@@ -220,6 +220,7 @@ class Request:
 
     __slots__ = (
         "budget",
+        "client_ids",
         "counts",
         "existing",
         "graph",
@@ -254,6 +255,7 @@ class Request:
         self.prefetched: set[tuple[Any, ...]] = set()
         self.existing: dict[tuple[str, int], set[int]] = {}  # (type, id(selection)): nodes found
         self.replay: BaseException | None = None
+        self.client_ids: dict[str, str] = {}  # response key -> the clientMutationId its mutation took
 
     def _replay(self) -> None:
         if self.replay is not None:

@@ -17,7 +17,10 @@
   ``F``, ``addTF(id:, ids:)`` / ``removeTF(id:, ids:)``. Every input is checked against the model
   and every reference against the ``_type`` shard before one grouped write
   (:class:`~efs_sqlite.graph.Graph`, which writes both sides of every inverse pair in it): an
-  invalid input is a GraphQL error and writes nothing.
+  invalid input is a GraphQL error and writes nothing. Every mutation takes an optional
+  ``clientMutationId`` that makes it idempotent (:mod:`~efs_sqlite.graphql.receipts`), echoed in
+  the response's ``extensions.clientMutationIds`` by response key (the mutations return the node
+  itself, as before, rather than a Relay payload object).
 
 ``int`` stays GraphQL ``Int``, as in the earlier system's SDL (``claimIdentifier: Int!``): values
 must fit 32 bits. A larger input is refused by GraphQL itself; a larger value already stored reads
@@ -32,7 +35,7 @@ Every resolver answers from the request's caches (the context,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +44,10 @@ from graphene import relay
 from graphql import GraphQLError, GraphQLResolveInfo
 
 from efs_sqlite import uid as uids
+from efs_sqlite.graph import Graph, Record
 from efs_sqlite.graphql.objects import Connection, Missing, Node, NodeRef, PageConnection, dangling_error
 from efs_sqlite.graphql.paging import check_page_args
+from efs_sqlite.graphql.receipts import RETENTION_S, idempotent
 from efs_sqlite.model import INSURANCE, Field, Model, NodeType
 
 if TYPE_CHECKING:  # the resolvers' context, a type only: prefetch builds on this module
@@ -113,33 +118,88 @@ def _resolve_nodes(root: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[
     return req.lookup_many(info, ids)
 
 
-def _create(t: NodeType, root: Any, info: GraphQLResolveInfo, input: Mapping[str, Any]) -> NodeRef:
+def _mutate(
+    info: GraphQLResolveInfo,
+    client_id: str | None,
+    args: Mapping[str, Any],
+    change: Callable[[Graph, Record | None], Any],
+) -> Any:
+    """``change(graph, record)``, made once per ``clientMutationId`` (see
+    :mod:`~efs_sqlite.graphql.receipts`: a retry returns the first result and writes nothing); the
+    id is echoed in the response's ``extensions``."""
     req: Request = info.context
-    uid = req.write(lambda g: g.create_node(t.name, dict(input)))
-    return req.lookup(info, uids.encode(uid), t.name)
+    field = info.field_name
+    result = req.write(lambda g: idempotent(g.store, client_id, field, args, partial(change, g)))
+    if client_id is not None:
+        req.client_ids[str(info.path.key)] = client_id
+    return result
 
 
-def _update(t: NodeType, root: Any, info: GraphQLResolveInfo, id: str, input: Mapping[str, Any]) -> NodeRef:
-    req: Request = info.context
-    req.write(lambda g: g.update_node(id, dict(input), t.name))
-    return req.lookup(info, id, t.name)
+def _create(
+    t: NodeType,
+    root: Any,
+    info: GraphQLResolveInfo,
+    input: Mapping[str, Any],
+    client_mutation_id: str | None = None,
+) -> NodeRef:
+    values = dict(input)
+    uid = _mutate(
+        info,
+        client_mutation_id,
+        {"input": values},
+        lambda g, record: g.create_node(t.name, values, record=record),
+    )
+    return info.context.lookup(info, uids.encode(uid), t.name)  # type: ignore[no-any-return]
 
 
-def _delete(t: NodeType, root: Any, info: GraphQLResolveInfo, id: str, cascade: bool = False) -> str:
-    req: Request = info.context
-    req.write(lambda g: g.delete_node(id, t.name, cascade=cascade))
+def _update(
+    t: NodeType,
+    root: Any,
+    info: GraphQLResolveInfo,
+    id: str,
+    input: Mapping[str, Any],
+    client_mutation_id: str | None = None,
+) -> NodeRef:
+    values = dict(input)
+    args = {"id": id, "input": values}
+    _mutate(
+        info, client_mutation_id, args, lambda g, record: g.update_node(id, values, t.name, record=record)
+    )
+    return info.context.lookup(info, id, t.name)  # type: ignore[no-any-return]
+
+
+def _delete(
+    t: NodeType,
+    root: Any,
+    info: GraphQLResolveInfo,
+    id: str,
+    cascade: bool = False,
+    client_mutation_id: str | None = None,
+) -> str:
+    args = {"id": id, "cascade": cascade}
+    _mutate(
+        info,
+        client_mutation_id,
+        args,
+        lambda g, record: g.delete_node(id, t.name, cascade=cascade, record=record),
+    )
     return id
 
 
 def _edit_list(
-    t: NodeType, f: Field, add: bool, root: Any, info: GraphQLResolveInfo, id: str, ids: list[str]
+    t: NodeType,
+    f: Field,
+    add: bool,
+    root: Any,
+    info: GraphQLResolveInfo,
+    id: str,
+    ids: list[str],
+    client_mutation_id: str | None = None,
 ) -> NodeRef:
-    req: Request = info.context
-    if add:
-        req.write(lambda g: g.list_add(id, f.name, ids, t.name))
-    else:
-        req.write(lambda g: g.list_remove(id, f.name, ids, t.name))
-    return req.lookup(info, id, t.name)
+    edit = Graph.list_add if add else Graph.list_remove
+    args = {"id": id, "ids": ids}
+    _mutate(info, client_mutation_id, args, lambda g, record: edit(g, id, f.name, ids, t.name, record=record))
+    return info.context.lookup(info, id, t.name)  # type: ignore[no-any-return]
 
 
 # -- types -------------------------------------------------------------------------------------
@@ -210,36 +270,48 @@ def _input_type(t: NodeType, patch: bool) -> type[graphene.InputObjectType]:
     return type(f"{t.name}{suffix}", (graphene.InputObjectType,), attrs)
 
 
+#: Every mutation's description ends with what its optional clientMutationId does.
+_IDEMPOTENT = (
+    f" With clientMutationId, idempotent for {RETENTION_S // 3600} h: a retry with the same id returns "
+    "the first result and writes nothing; the id is echoed in the response's extensions.clientMutationIds."
+)
+
+
+def _client_mutation_id() -> graphene.String:
+    return graphene.String(name="clientMutationId")
+
+
 def _mutation_fields(t: NodeType, obj: type[graphene.ObjectType]) -> dict[str, graphene.Field]:
     fields = {
         f"create_{t.key}": graphene.Field(
             obj,
             name=f"create{t.name}",
             input=_input_type(t, patch=False)(required=True),
+            client_mutation_id=_client_mutation_id(),
             resolver=partial(_create, t),
-            description=f"Create a {t.name}; every field is written in one atomic write.",
+            description=f"Create a {t.name}; every field is written in one atomic write." + _IDEMPOTENT,
         ),
         f"update_{t.key}": graphene.Field(
             obj,
             name=f"update{t.name}",
             id=graphene.ID(required=True),
             input=_input_type(t, patch=True)(required=True),
+            client_mutation_id=_client_mutation_id(),
             resolver=partial(_update, t),
-            description=f"Change fields of a {t.name}; fields left out keep their value, null clears.",
+            description=f"Change fields of a {t.name}; fields left out keep their value, null clears."
+            + _IDEMPOTENT,
         ),
         f"delete_{t.key}": graphene.Field(
             graphene.ID,
             name=f"delete{t.name}",
             id=graphene.ID(required=True),
-            cascade=graphene.Boolean(
-                default_value=False,
-                description="Also delete the nodes whose required reference to it would dangle.",
-            ),
+            cascade=graphene.Boolean(default_value=False),
+            client_mutation_id=_client_mutation_id(),
             resolver=partial(_delete, t),
             description=(
                 f"Delete a {t.name}: all its fields, and its entries in the lists of the other side of "
                 "its inverse pairs; returns its id. Refused, naming them, if other nodes hold a "
-                "required reference to it, unless cascade."
+                "required reference to it, unless cascade (which deletes them too)." + _IDEMPOTENT
             ),
         ),
     }
@@ -253,12 +325,15 @@ def _mutation_fields(t: NodeType, obj: type[graphene.ObjectType]) -> dict[str, g
                 name=f"{verb}{t.name}{suffix}",
                 id=graphene.ID(required=True),
                 ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
+                client_mutation_id=_client_mutation_id(),
                 resolver=partial(_edit_list, t, f, add),
                 description=(
-                    f"Append {f.target} nodes to {f.graphql_name}."
+                    f"Append {f.target} nodes to {f.graphql_name} (and this node to theirs)."
                     if add
-                    else f"Remove every occurrence of these {f.target} nodes from {f.graphql_name}."
-                ),
+                    else f"Remove every occurrence of these {f.target} nodes from {f.graphql_name} "
+                    "(and this node from theirs)."
+                )
+                + _IDEMPOTENT,
             )
     return fields
 
