@@ -131,22 +131,25 @@ def idempotent(
     field: str,
     args: Mapping[str, Any],
     write: Callable[[Record | None], Any],
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> Any:
     """``write(record)``'s result, made once per ``client_id``: ``write`` makes the mutation in one
     grouped write and calls ``record(batch, result)`` inside it, which adds the receipt (and a
     sweep) to that write. A retry returns the first attempt's result and calls nothing. Without a
-    ``client_id``, ``write(None)``."""
+    ``client_id``, ``write(None)``. ``clock`` is the time in seconds since the epoch."""
     if client_id is None:
         return write(None)
-    digest, now = fingerprint(field, args), time.time()
+    digest, now = fingerprint(field, args), clock()
     found = _found(store, client_id, digest, now)
     if found is not None:
         return found.result
 
     def record(w: WriteBatch, result: Any) -> None:
         key = key_of(client_id)
-        if store.get(RECEIPTS, key) is not None:  # an expired receipt of this id: replaced
-            w.delete(RECEIPTS, key)
+        stored = store.get(RECEIPTS, key)
+        if stored is not None and now - Receipt(*json.loads(stored)).at > RETENTION_S:
+            w.delete(RECEIPTS, key)  # an expired receipt of this id, not swept yet: replaced
         w.insert(RECEIPTS, key, json.dumps(Receipt(client_id, digest, result, now)))
         w.list_extend(BY_HOUR, int(now) // _HOUR, [key])
         _sweep(store, w, now)
@@ -157,7 +160,7 @@ def idempotent(
         if exc.shard != RECEIPTS:
             raise
         # Another attempt with this id committed first: this one wrote nothing; answer as a retry.
-        found = _found(store, client_id, digest, time.time())
+        found = _found(store, client_id, digest, clock())
         if found is None:
             raise
         return found.result
