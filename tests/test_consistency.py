@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from efs_sqlite.errors import StillReferenced
 from efs_sqlite.graph import Graph
+from efs_sqlite.graphql import GraphQLAPI
 from efs_sqlite.links import check_links, store_records
 from efs_sqlite.model import INSURANCE, TYPE_SHARD
 from efs_sqlite.store import ShardStore
@@ -208,3 +209,47 @@ def graph_encode(uid: int) -> str:
     from efs_sqlite.uid import encode
 
     return encode(uid)
+
+
+# -- through the GraphQL mutations -----------------------------------------------------------------
+
+
+def test_the_mutations_keep_both_sides(insurance: Any) -> None:
+    api = GraphQLAPI(insurance.store)
+    claim, ids = insurance.claim, insurance.ids
+    party = api.execute(
+        'mutation { createParty(input: {partyIdentifier: 1, timestamp: "2024-01-01"}) { id } }'
+    )
+    new = party["data"]["createParty"]["id"]
+    added = api.execute(
+        f'mutation {{ addClaimParties(id: "{ids[claim]}", ids: ["{new}"]) {{ parties {{ id }} }} }}'
+    )
+    assert added["data"]["addClaimParties"]["parties"][-1] == {"id": new}
+    read = api.execute(f'{{ party(id: "{new}") {{ claims {{ id }} }} }}')
+    assert read["data"]["party"]["claims"] == [{"id": ids[claim]}]
+    tx = api.execute(
+        'mutation { createTransaction(input: {financialTransactionIdentifier: "T", timestamp: "2024-01-01", '
+        f'amount: "1.00", claim: "{ids[claim]}"}}) {{ id claim {{ transactions {{ id }} }} }} }}'
+    )["data"]["createTransaction"]
+    assert tx["claim"]["transactions"][-1] == {"id": tx["id"]}
+    deleted = api.execute(f'mutation {{ deleteParty(id: "{new}") }}')
+    assert deleted == {"data": {"deleteParty": new}}
+    after = api.execute(f'{{ claim(id: "{ids[claim]}") {{ parties {{ id }} }} }}')
+    assert "errors" not in after and {"id": new} not in after["data"]["claim"]["parties"]
+    assert_consistent(insurance.store)
+
+
+def test_deleting_a_claim_with_transactions_is_refused_unless_cascade(insurance: Any) -> None:
+    api, claim = GraphQLAPI(insurance.store), insurance.ids[insurance.claim]
+    refused = api.execute(f'mutation {{ deleteClaim(id: "{claim}") }}')
+    assert refused["data"] == {"deleteClaim": None}
+    message = refused["errors"][0]["message"]
+    assert message.startswith(f"Claim {claim} is the required claim of 3 Transaction node(s) (")
+    assert all(insurance.ids[t] in message for t in insurance.transactions)
+    assert insurance.graph.type_of(insurance.claim) == "Claim"
+    assert api.execute(f'mutation {{ deleteClaim(id: "{claim}", cascade: true) }}') == {
+        "data": {"deleteClaim": claim}
+    }
+    assert [insurance.graph.type_of(t) for t in insurance.transactions] == [None, None, None]
+    assert [insurance.graph.list_count(p, "claims") for p in insurance.parties] == [0] * 10
+    assert_consistent(insurance.store)
