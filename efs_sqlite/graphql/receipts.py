@@ -1,7 +1,7 @@
 """Idempotent mutations: the receipt of a ``clientMutationId``, written with the mutation's effect.
 
-A mutation sent with a ``clientMutationId`` (the Relay convention: any string the client picks,
-unique per mutation it means to make once) writes a *receipt* in the same grouped write as its
+A mutation sent with a ``clientMutationId`` (the Relay convention, docs/SOURCES.md#relay-mutations:
+any string the client picks, unique per mutation it means to make once) writes a *receipt* in the same grouped write as its
 effect, so the two land together or not at all: in the shard :data:`RECEIPTS`, keyed by a 63-bit
 hash of the id, the id itself, a fingerprint of the mutation (its field and arguments), its
 result (the id of the node it created, changed or deleted) and when it was made. A retry with the
