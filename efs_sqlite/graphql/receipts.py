@@ -1,17 +1,18 @@
 """Idempotent mutations: the receipt of a ``clientMutationId``, written with the mutation's effect.
 
 A mutation sent with a ``clientMutationId`` (the Relay convention, docs/SOURCES.md#relay-mutations:
-any string the client picks, unique per mutation it means to make once) writes a *receipt* in the same grouped write as its
-effect, so the two land together or not at all: in the shard :data:`RECEIPTS`, keyed by a 63-bit
-hash of the id, the id itself, a fingerprint of the mutation (its field and arguments), its
-result (the id of the node it created, changed or deleted) and when it was made. A retry with the
-same id finds the receipt and writes nothing, however the first attempt ended: also when its
-commit landed and its answer was lost (an I/O error after the commit point, a timeout, a dropped
-connection). It answers with the node the receipt names, read now: a delete's answer is exactly
-the first; a create's or an update's is the node as it is (the same as the first answer unless it
-changed since). Two attempts racing with the same id: the receipt is an insert, so the second's
-grouped write collides and writes nothing, and it answers as a retry. An id sent again with
-another mutation (another field, other arguments) is refused (:class:`MutationIdReused`).
+any string the client picks, unique per mutation it means to make once) writes a *receipt* in the
+same grouped write as its effect, so the two land together or not at all: in the shard
+:data:`RECEIPTS`, keyed by a 63-bit hash of the id, the id itself, a fingerprint of the mutation
+(its field and arguments), its result (the id of the node it created, changed or deleted) and when
+it was made. A retry with the same id finds the receipt and writes nothing, however the first
+attempt ended: also when its commit landed and its answer was lost (an I/O error after the commit
+point, a timeout, a dropped connection). It answers with the node the receipt names, read now: a
+delete's answer is exactly the first; a create's or an update's is the node as it is (the same as
+the first answer unless it changed since). Two attempts racing with the same id: the receipt is an
+insert, so the second's grouped write collides and writes nothing, and it answers as a retry. An id
+sent again with another mutation (another field, other arguments) is refused
+(:class:`MutationIdReused`).
 
 Receipts are kept :data:`RETENTION_S` (24 hours), then swept: each receipt's key is also listed
 under the hour it was made (shard :data:`BY_HOUR`), and every grouped write of a receipt deletes
