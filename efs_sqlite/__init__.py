@@ -35,10 +35,12 @@ from efs_sqlite.errors import (
     DeployError,
     EfsSqliteError,
     LoadError,
+    MutationIdReused,
     NodeNotFound,
     OperationNotAllowed,
     RecordError,
     RemoteLoadError,
+    StillReferenced,
     StoreBusy,
     StoreError,
     UIDCollision,
@@ -46,7 +48,7 @@ from efs_sqlite.errors import (
     VerifyError,
 )
 from efs_sqlite.hooks import StoreHook, StoreOp
-from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
+from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Inverse, Model, NodeType
 from efs_sqlite.store import (
     Ref,
     ShardStore,
@@ -117,10 +119,12 @@ __all__ = [
     "DeployError",
     "EfsSqliteError",
     "LoadError",
+    "MutationIdReused",
     "NodeNotFound",
     "OperationNotAllowed",
     "RecordError",
     "RemoteLoadError",
+    "StillReferenced",
     "StoreBusy",
     "StoreError",
     "UIDCollision",
@@ -142,6 +146,7 @@ __all__ = [
     "Fault",
     "Field",
     "Generator",
+    "Inverse",
     "LatencyProfile",
     "Model",
     "NodeType",
