@@ -213,3 +213,13 @@ def test_a_vanished_entry_of_a_plain_list_is_null_with_an_error(insurance: Any, 
     assert [(e["message"], e["path"]) for e in result["errors"]] == [
         (f"node {encode(gone)} no longer exists (a dangling reference)", ["claim", "parties", 1])
     ]
+
+
+def test_nested_plain_lists_count_against_the_node_budget(insurance: Any) -> None:
+    """A plain list of plain lists multiplies: the node budget refuses the request whole."""
+    query = "query($id: ID!) { claim(id: $id) { parties { claims { parties { id } } } } }"
+    variables = {"id": insurance.ids[insurance.claim]}
+    assert "errors" not in GraphQLAPI(insurance.store, limits=Limits(max_nodes=200)).execute(query, variables)
+    refused = GraphQLAPI(insurance.store, limits=Limits(max_nodes=100)).execute(query, variables)
+    assert refused["data"] == {"claim": None}
+    assert refused["errors"][0]["message"] == "the request reads more than 100 nodes; ask for smaller pages"
