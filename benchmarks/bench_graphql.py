@@ -56,8 +56,8 @@ TARGET_SPEEDUP = 20.0
 _CONTEXT = LambdaContext("bench")
 
 QUERY = """query($id: ID!) { claim(id: $id) {
-  id claimIdentifier claimTypeCode timestamp transactions { totalCount }
-  parties(first: 10) { edges { node { id partyIdentifier timestamp } } } } }"""
+  id claimIdentifier claimTypeCode timestamp transactionsConnection { totalCount }
+  partiesConnection(first: 10) { edges { node { id partyIdentifier timestamp } } } } }"""
 # The same question in the earlier schema, where lists were plain lists.
 SEED_QUERY = """query($id: ID!) { claim(id: $id) {
   id claimIdentifier claimTypeCode timestamp transactions { id }
@@ -256,7 +256,7 @@ def bench_graphql(
             return body["data"]["claim"]
 
         a, b = check(ours.handler(events[0], _CONTEXT)), check(seed(seed_events[0], _CONTEXT))
-        assert [e["node"]["partyIdentifier"] for e in a["parties"]["edges"]] == [
+        assert [e["node"]["partyIdentifier"] for e in a["partiesConnection"]["edges"]] == [
             p["partyIdentifier"] for p in b["parties"]
         ]
         api: GraphQLAPI = ours.app.state.api

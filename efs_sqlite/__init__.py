@@ -32,7 +32,7 @@ from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, Fault, Latency
 from efs_sqlite.errors import *  # noqa: F403 (the whole error tree, as errors.__all__ lists it)
 from efs_sqlite.hooks import StoreHook, StoreOp
 from efs_sqlite.lock_quota import LockQuota
-from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
+from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Inverse, Model, NodeType
 from efs_sqlite.store import (
     Ref,
     ShardStore,
@@ -118,6 +118,7 @@ __all__ = [
     "Fault",
     "Field",
     "Generator",
+    "Inverse",
     "LatencyProfile",
     "LockQuota",
     "Model",

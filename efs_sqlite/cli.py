@@ -112,6 +112,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_load(args: argparse.Namespace) -> int:
     import json
 
+    from efs_sqlite.errors import DataSetError
     from efs_sqlite.loader import LoadError, load_path
 
     with _open_store(args, create=True) as store:
@@ -120,7 +121,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
             summary = load_path(
                 store, args.path, threads=args.threads, progress=not args.no_progress, **batch
             )
-        except LoadError as exc:
+        except (LoadError, DataSetError) as exc:
             print(f"efs-sqlite: load stopped: {exc}", file=sys.stderr)
             return 1
     print(json.dumps(summary.as_dict(), indent=2))

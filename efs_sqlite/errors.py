@@ -5,6 +5,8 @@ Each class also derives from the built-in exception a caller would expect (a bad
 
     EfsSqliteError
     ├── ValidationError      (ValueError)    a value does not fit its field
+    │   ├── StillReferenced                  a required reference to the node would dangle
+    │   └── MutationIdReused                 a clientMutationId sent again with another mutation
     ├── StoreError                           the shard store
     │   ├── UIDCollision     (KeyError)      an insert found its id taken; nothing was written
     │   ├── StoreBusy                        a lock held past the busy timeout; DynamoDB throttling
@@ -44,10 +46,12 @@ __all__ = [
     "ItemTooLarge",
     "LoadError",
     "LockQuotaExceeded",
+    "MutationIdReused",
     "NodeNotFound",
     "OperationNotAllowed",
     "RecordError",
     "RemoteLoadError",
+    "StillReferenced",
     "StoreBusy",
     "StoreError",
     "UIDCollision",
@@ -71,6 +75,23 @@ class _Plain:
 
 class ValidationError(EfsSqliteError, ValueError):
     """A value that does not fit its field; the message names the field and the problem."""
+
+
+class StillReferenced(ValidationError):
+    """A delete or a list edit that would leave another node's required reference dangling;
+    ``referrers`` are the ids of those nodes. Nothing was written.
+
+    >>> str(StillReferenced("Claim 1 is the required claim of Transaction 2", [2]))
+    'Claim 1 is the required claim of Transaction 2'
+    """
+
+    def __init__(self, message: str, referrers: list[int]) -> None:
+        super().__init__(message)
+        self.referrers = referrers
+
+
+class MutationIdReused(ValidationError):
+    """A ``clientMutationId`` already recorded for another mutation (other field or arguments)."""
 
 
 class StoreError(EfsSqliteError):

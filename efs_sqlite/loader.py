@@ -80,8 +80,9 @@ from typing import Any
 
 from efs_sqlite.backend import StoreBackend
 from efs_sqlite.data import read_manifest, read_records
-from efs_sqlite.errors import LoadError, RecordError, UIDCollision, ValidationError
+from efs_sqlite.errors import DataSetError, LoadError, RecordError, UIDCollision, ValidationError
 from efs_sqlite.kinds import KIND_OF, Column
+from efs_sqlite.links import check_links
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Model
 from efs_sqlite.store import STORED_KINDS, ShardStore, Transaction, stored_form
 from efs_sqlite.uid import are_ids, check_id
@@ -100,6 +101,8 @@ __all__ = [
 LOCAL_THREADS = 1
 #: At most this many records of a shard are checked at a time (see _Buffer).
 _CHUNK = 256
+#: A refused data set's error names this many of the links its two sides disagree on.
+_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -664,10 +667,28 @@ def load(
     )
 
 
-def load_path(store: StoreBackend, path: str | os.PathLike[str], **options: Any) -> LoadSummary:
-    """Load a data set folder (see :mod:`efs_sqlite.data`) or one ``.jsonl`` / ``.jsonl.gz`` file."""
+def load_path(
+    store: StoreBackend, path: str | os.PathLike[str], *, check: bool = True, **options: Any
+) -> LoadSummary:
+    """Load a data set folder (see :mod:`efs_sqlite.data`) or one ``.jsonl`` / ``.jsonl.gz`` file.
+
+    With ``check`` (the default) the data set's inverse pairs are checked first, in a pass over
+    its records that writes nothing (:func:`efs_sqlite.links.check_links`): a data set whose two
+    sides disagree (a claim lists a party that does not list it back) is refused with a
+    :class:`DataSetError` naming the records, before anything is loaded. (:func:`load` takes any
+    records, a batch of a data set among them, which cannot be checked alone.)
+    """
     manifest = read_manifest(path)
     total = manifest["records"] if manifest else None
+    if check:
+        wrong = check_links(lambda: read_records(path), options.get("model", INSURANCE))
+        if wrong:
+            shown = "; ".join(map(str, wrong[:_SHOWN]))
+            more = f"; and {len(wrong) - _SHOWN} more" if len(wrong) > _SHOWN else ""
+            raise DataSetError(
+                f"{path}: the two sides of {len(wrong)} link(s) disagree, so nothing was loaded: "
+                f"{shown}{more}"
+            )
     return load(store, read_records(path), total=total, **options)
 
 

@@ -16,6 +16,15 @@ Adding a field or a type is one edit to :data:`INSURANCE` (or to your own model)
 'financialTransactionIdentifier'
 >>> len(INSURANCE.shards()) - 1   # the 14 field shards of the earlier system, plus _type
 14
+
+A reference field may name its ``inverse``, the field of the target type that holds the way back:
+the graph then keeps both sides in step (:mod:`efs_sqlite.graph`). Both fields name each other;
+a pair is two lists (many to many) or a list and a single reference (one to many):
+
+>>> INSURANCE.inverse(INSURANCE.type("Transaction"), INSURANCE.type("Transaction").field("claim"))
+Inverse(type=NodeType(name='Claim', ...), field=Field(name='transactions', ...))
+>>> [f"{a.type.name}.{a.field.name} <-> {b.type.name}.{b.field.name}" for a, b in INSURANCE.pairs()]
+['Claim.transactions <-> Transaction.claim', 'Claim.parties <-> Party.claims']
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from efs_sqlite.errors import ValidationError
 from efs_sqlite.kinds import KIND_OF, KINDS, FieldKind
@@ -34,6 +43,7 @@ __all__ = [
     "KINDS",
     "TYPE_SHARD",
     "Field",
+    "Inverse",
     "Model",
     "NodeType",
 ]
@@ -58,7 +68,8 @@ class Field:
     ``kind`` is one of :data:`KINDS` (see :mod:`efs_sqlite.kinds`); ``ref`` holds one node id of
     type ``target``, ``refs`` an ordered list of them (stored one row per entry, so it pages).
     ``places`` fixes the number of decimal places of a ``decimal``. ``graphql_name`` defaults to
-    the camelCase of ``name``.
+    the camelCase of ``name``. ``inverse`` names the field of ``target`` that points back (see
+    :meth:`Model.inverse`).
     """
 
     name: str
@@ -68,6 +79,7 @@ class Field:
     places: int | None = None
     graphql_name: str = ""
     description: str = ""
+    inverse: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -76,6 +88,8 @@ class Field:
             raise ValueError(f"field {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
         if (self.kind in ("ref", "refs")) != (self.target is not None):
             raise ValueError(f"field {self.name!r}: a target type goes with kind ref/refs only")
+        if self.inverse is not None and self.target is None:
+            raise ValueError(f"field {self.name!r}: an inverse goes with kind ref/refs only")
         if self.places is not None and self.kind != "decimal":
             raise ValueError(f"field {self.name!r}: places goes with kind decimal only")
         if self.kind == "refs" and self.required:
@@ -129,9 +143,14 @@ class NodeType:
         by_name = {f.name: f for f in self.fields}
         if len(by_name) != len(self.fields):
             raise ValueError(f"type {self.name}: duplicate field names")
+        # A reference list is also paged as a connection, <name>Connection, beside it.
         gql = [f.graphql_name for f in self.fields]
+        gql += [f"{f.graphql_name}Connection" for f in self.fields if f.kind == "refs"]
         if len(set(gql)) != len(gql) or "id" in gql:
-            raise ValueError(f"type {self.name}: GraphQL field names must be unique and not 'id'")
+            raise ValueError(
+                f"type {self.name}: GraphQL field names (with each list's <name>Connection) "
+                "must be unique and not 'id'"
+            )
         object.__setattr__(self, "_by_name", by_name)
 
     @property
@@ -149,8 +168,16 @@ class NodeType:
         return f"{self.key}_{self.field(field_name).name}"
 
 
+class Inverse(NamedTuple):
+    """The other side of an inverse pair: a field of a type."""
+
+    type: NodeType
+    field: Field
+
+
 class Model:
-    """A validated set of node types, with the shard names derived from them."""
+    """A validated set of node types, with the shard names derived from them and their inverse
+    pairs checked: each field names the other, and they are two lists or a list and a reference."""
 
     def __init__(self, types: Sequence[NodeType]) -> None:
         self.types: dict[str, NodeType] = {}
@@ -167,6 +194,32 @@ class Model:
                 if shard in self._shards or len(shard) > 63:
                     raise ValueError(f"shard name {shard!r} is taken or too long")
                 self._shards[shard] = (t, f)
+        self._inverses: dict[tuple[str, str], Inverse] = {}
+        for t in self.types.values():
+            for f in t.fields:
+                if f.inverse is not None:
+                    self._inverses[t.name, f.name] = self._check_inverse(t, f)
+
+    def _check_inverse(self, t: NodeType, f: Field) -> Inverse:
+        assert f.target is not None and f.inverse is not None
+        where = f"{t.name}.{f.name}"
+        other = self.types[f.target]
+        try:
+            g = other.field(f.inverse)
+        except KeyError:
+            raise ValueError(f"{where}: its inverse {f.target}.{f.inverse} does not exist") from None
+        if g.target != t.name or g.inverse != f.name:
+            raise ValueError(
+                f"{where}: its inverse {f.target}.{g.name} must point back"
+                f" (target {t.name}, inverse {f.name})"
+            )
+        if f.kind == g.kind == "ref":
+            raise ValueError(
+                f"{where}: an inverse pair is two lists, or a list and a reference; not two references"
+            )
+        if g is f:
+            raise ValueError(f"{where}: a field cannot be its own inverse")
+        return Inverse(other, g)
 
     def __repr__(self) -> str:
         return f"Model({list(self.types)})"
@@ -189,6 +242,22 @@ class Model:
             return self._shards[shard]
         except KeyError:
             raise KeyError(f"no field is stored in shard {shard!r}") from None
+
+    def inverse(self, t: NodeType, f: Field) -> Inverse | None:
+        """The other side of ``t.f``'s inverse pair, or ``None`` if it has none."""
+        return self._inverses.get((t.name, f.name))
+
+    def pairs(self) -> list[tuple[Inverse, Inverse]]:
+        """Every inverse pair once, its list side first (of two lists, the one declared first)."""
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for (type_name, field_name), other in self._inverses.items():
+            if (other.type.name, other.field.name) in seen:
+                continue
+            seen.add((type_name, field_name))
+            mine = Inverse(self.types[type_name], self.types[type_name].field(field_name))
+            out.append((other, mine) if mine.field.kind == "ref" else (mine, other))
+        return out
 
     def coerce_node(
         self, type_name: str, values: Mapping[str, Any], *, partial: bool = False
@@ -227,8 +296,8 @@ INSURANCE = Model(
                 Field("identifier", "int", graphql_name="claimIdentifier"),
                 Field("type_code", "str", graphql_name="claimTypeCode"),
                 Field("timestamp", "datetime"),
-                Field("transactions", "refs", target="Transaction"),
-                Field("parties", "refs", target="Party"),
+                Field("transactions", "refs", target="Transaction", inverse="claim"),
+                Field("parties", "refs", target="Party", inverse="claims"),
             ),
             description="An insurance claim.",
         ),
@@ -237,7 +306,7 @@ INSURANCE = Model(
             (
                 Field("identifier", "int", graphql_name="partyIdentifier"),
                 Field("timestamp", "datetime"),
-                Field("claims", "refs", target="Claim"),
+                Field("claims", "refs", target="Claim", inverse="parties"),
             ),
             description="A person or company involved in claims.",
         ),
@@ -246,7 +315,7 @@ INSURANCE = Model(
             (
                 Field("identifier", "str", graphql_name="financialTransactionIdentifier"),
                 Field("timestamp", "datetime"),
-                Field("claim", "ref", target="Claim"),
+                Field("claim", "ref", target="Claim", inverse="transactions"),
                 Field("amount", "decimal", places=2),
                 Field("source_system_code", "str", required=False),
                 Field("service_type_code", "str", required=False),

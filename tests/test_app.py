@@ -24,7 +24,10 @@ from efs_sqlite.store import ShardStore
 #: The Accept header the spec tells a client to send; and each media type's Content-Type.
 SPEC_ACCEPT = {"accept": f"{GRAPHQL_RESPONSE}, {JSON};q=0.9"}
 CONTENT_TYPE = {JSON: JSON, GRAPHQL_RESPONSE: f"{GRAPHQL_RESPONSE}; charset=utf-8"}
-QUERY = "query($id: ID!) { claim(id: $id) { claimIdentifier parties(first: 2) { totalCount } } }"
+QUERY = (
+    "query($id: ID!) { claim(id: $id) { claimIdentifier "
+    "parties: partiesConnection(first: 2) { totalCount } } }"
+)
 CREATE_PARTY = 'mutation { createParty(input: {partyIdentifier: 5, timestamp: "2024-01-01"}) { id } }'
 
 
@@ -82,7 +85,7 @@ def test_get_a_query(app: Any, insurance: Any) -> None:
 
 
 def test_get_refuses_mutations(app: Any, insurance: Any) -> None:
-    mutation = f'mutation {{ deleteClaim(id: "{insurance.ids[insurance.claim]}") }}'
+    mutation = f'mutation {{ deleteClaim(id: "{insurance.ids[insurance.claim]}", cascade: true) }}'
     r = call(app, "GET", "/graphql", params={"query": mutation})
     assert_json_error(r, 405, "a mutation must be sent with POST")
     assert r.headers["allow"] == "POST"

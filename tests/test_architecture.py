@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("uid", "kinds", "deadline", "lock_quota"),
     ("model",),
     ("hooks", "backend", "store", "dynamodb", "efs_model"),
-    ("graph", "data", "costs"),
+    ("graph", "data", "costs", "links"),
     ("loader", "graphql"),
     ("accept", "graphiql", "app"),
     ("cli", "aws", "experiments", "__init__"),
@@ -197,7 +197,7 @@ def test_the_checker_reads_subpackages_lazy_imports_and_cycles(tmp_path: Path) -
         f"{name!r} is in LAYERS but no module has that name"
         for name in (
             *("accept", "backend", "cli", "costs", "deadline", "dynamodb", "efs_model", "graphiql"),
-            *("hooks", "kinds", "lambdas", "loader", "lock_quota", "model", "uid"),
+            *("hooks", "kinds", "lambdas", "links", "loader", "lock_quota", "model", "uid"),
         )
     ]
     expected = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -10,14 +9,15 @@ from typing import Any
 import pytest
 
 from efs_sqlite.cli import main
-from efs_sqlite.data import generate_records
+from efs_sqlite.data import Scale, generate_records
 from efs_sqlite.dynamodb import local_endpoint
 
 
 @pytest.fixture
 def records(tmp_path: Path) -> Path:
     path = tmp_path / "part.jsonl"
-    rows = itertools.islice(generate_records("small", seed=3), 120)
+    # A whole (tiny) data set: both sides of every link in it, as the loader's check wants.
+    rows = list(generate_records(Scale("cli", claims=50, parties=40, hubs=1, hub_claims=10), seed=3))
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -42,11 +42,12 @@ def test_load_and_stats_on_both_backends(
         "--region",
         "us-east-1",
     ]
+    count = len(records.read_text(encoding="utf-8").splitlines())
     for store in (efs, dynamodb):
         assert main(["load", *store, str(records), "--no-progress"]) == 0
-        assert json.loads(capsys.readouterr().out)["records"] == 120
+        assert json.loads(capsys.readouterr().out)["records"] == count
         assert main(["load", *store, str(records), "--no-progress"]) == 0  # a rerun skips everything
-        assert json.loads(capsys.readouterr().out)["skipped"] == 120
+        assert json.loads(capsys.readouterr().out)["skipped"] == count
     on_efs, on_dynamodb = stats(capsys, *efs, "--quick"), stats(capsys, *dynamodb)
     assert on_dynamodb["table"] == "cli-both"
     assert {k: on_dynamodb[k] for k in ("total_rows", "total_refs")} == {

@@ -18,7 +18,8 @@ from efs_sqlite.store import ShardStore
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "complete_Claim.txt"
 CLAIM_QUERY = """query($id: ID!) {
-  claim(id: $id) { __typename id claimIdentifier claimTypeCode timestamp parties(first: 2) { totalCount } }
+  claim(id: $id) { __typename id claimIdentifier claimTypeCode timestamp parties:
+    partiesConnection(first: 2) { totalCount } }
 }"""
 
 

@@ -21,6 +21,7 @@ from efs_sqlite.data import (
     read_records,
 )
 from efs_sqlite.errors import DataSetError
+from efs_sqlite.links import check_links
 from efs_sqlite.loader import validate_record
 from efs_sqlite.model import INSURANCE
 
@@ -63,6 +64,12 @@ def test_small_scale_is_a_consistent_skewed_graph() -> None:
     records = list(generate_records("small", seed=11))
     check_graph(records, SCALES["small"])
     assert SCALES["small"].hub_claims == SCALES["small"].claims // 4
+
+
+@pytest.mark.parametrize("seed", [0, 11, 12345])
+def test_the_generated_inverse_pairs_agree(seed: int) -> None:
+    """What the loader checks before loading (efs_sqlite.links): every link is held by both sides."""
+    assert check_links(lambda: generate_records("small", seed=seed)) == []
 
 
 @pytest.mark.slow

@@ -300,7 +300,8 @@ def test_reads_that_need_nothing_from_each_other_overlap(new_root):
 
 #: From a party: its claims, and their parties: the party shards are read at two levels.
 PARTY_CLAIMS_PARTIES = """query($id: ID!) { party(id: $id) { partyIdentifier
-  claims { edges { node { claimTypeCode parties(first: 10) { edges { node { partyIdentifier } } } } } } } }"""
+  claims: claimsConnection { edges { node { claimTypeCode parties: partiesConnection(first: 10) { edges
+    { node { partyIdentifier } } } } } } } }"""
 
 
 def _first_party(store: ShardStore) -> dict[str, str]:

@@ -30,7 +30,7 @@ from efs_sqlite.errors import OperationNotAllowed
 from efs_sqlite.graphql import GraphQLAPI, Limits, build_schema, measure, schema_sdl
 from efs_sqlite.hooks import StoreOp
 from efs_sqlite.loader import dump, load
-from efs_sqlite.model import Field, Model, NodeType
+from efs_sqlite.model import INSURANCE, Field, Model, NodeType
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import encode
 
@@ -40,7 +40,7 @@ CLAIM_WITH_PARTIES = """
 query($id: ID!) {
   claim(id: $id) {
     id claimIdentifier claimTypeCode timestamp
-    parties(first: 10) { totalCount edges { node { id partyIdentifier timestamp } } }
+    parties: partiesConnection(first: 10) { totalCount edges { node { id partyIdentifier timestamp } } }
   }
 }"""
 
@@ -88,6 +88,15 @@ def run(api: GraphQLAPI, query: str, **variables: Any) -> dict[str, Any]:
     return api.execute(query, variables or None)
 
 
+def vanish(insurance: Any, uid: int) -> None:
+    """Remove a node straight from the store, behind the graph's back (as a delete of an earlier
+    version left it): the lists that held it still do, so their entries dangle."""
+    t = INSURANCE.type(insurance.graph.type_of(uid))
+    for f in t.fields:
+        insurance.store.delete(t.shard(f.name), uid)
+    insurance.store.delete("_type", uid)
+
+
 # -- schema --------------------------------------------------------------------------------------
 
 
@@ -104,13 +113,16 @@ def test_schema_keeps_the_earlier_field_names_and_types() -> None:
         "amount: Decimal!",
         "sourceSystemCode: String\n",
         "serviceTypeCode: String\n",
-        "transactions(before: String, after: String, first: Int, last: Int): TransactionConnection",
-        "parties(before: String, after: String, first: Int, last: Int): PartyConnection",
-        "claims(before: String, after: String, first: Int, last: Int): ClaimConnection",
+        "transactions: [Transaction]\n",
+        "transactionsConnection(before: String, after: String, first: Int, last: Int): TransactionConnection",
+        "parties: [Party]\n",
+        "partiesConnection(before: String, after: String, first: Int, last: Int): PartyConnection",
+        "claims: [Claim]\n",
+        "claimsConnection(before: String, after: String, first: Int, last: Int): ClaimConnection",
         "interface Node",
         "nodes(ids: [ID!]!): [Node]!",
-        "createTransaction(input: TransactionInput!): Transaction",
-        "addPartyClaims(id: ID!, ids: [ID!]!): Party",
+        "createTransaction(input: TransactionInput!, clientMutationId: String): Transaction",
+        "addPartyClaims(id: ID!, ids: [ID!]!, clientMutationId: String): Party",
     ]:
         assert line in sdl, line
     for root_field in ("claim", "party", "transaction", "node"):
@@ -136,9 +148,10 @@ def test_schema_is_derived_from_any_model() -> None:
         "type Pet implements Node",
         "weight: Float\n",
         "vaccinated: Boolean!",
-        "friends(before: String, after: String, first: Int, last: Int): PetConnection",
-        "createPet(input: PetInput!): Pet",
-        "removePetFriends(id: ID!, ids: [ID!]!): Pet",
+        "friends: [Pet]\n",
+        "friendsConnection(before: String, after: String, first: Int, last: Int): PetConnection",
+        "createPet(input: PetInput!, clientMutationId: String): Pet",
+        "removePetFriends(id: ID!, ids: [ID!]!, clientMutationId: String): Pet",
     ]:
         assert line in sdl, line
     assert "Claim" not in sdl
@@ -194,7 +207,9 @@ def test_missing_node_is_null_with_an_error(api: GraphQLAPI) -> None:
     assert result["errors"][0]["path"] == ["claim"]
 
 
-@pytest.mark.parametrize("selection", ["id", "claimIdentifier", "transactions { totalCount }"])
+@pytest.mark.parametrize(
+    "selection", ["id", "claimIdentifier", "transactions: transactionsConnection { totalCount }"]
+)
 def test_an_id_of_another_type_is_null_with_an_error(api: GraphQLAPI, insurance: Any, selection: str) -> None:
     party = insurance.ids[insurance.parties[0]]
     result = run(api, f"query($id: ID!) {{ claim(id: $id) {{ {selection} }} }}", id=party)
@@ -240,7 +255,7 @@ def test_node_and_nodes_resolve_any_type(api: GraphQLAPI, insurance: Any) -> Non
 # -- connections ---------------------------------------------------------------------------------
 
 PAGE = """query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
-  claim(id: $id) { parties(first: $first, after: $after, last: $last, before: $before) {
+  claim(id: $id) { parties: partiesConnection(first: $first, after: $after, last: $last, before: $before) {
     totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     edges { cursor node { partyIdentifier } } } } }"""
 
@@ -281,7 +296,8 @@ def test_counts_and_cursors_need_no_node_reads(insurance: Any) -> None:
     store = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(store)
     result = api.execute(
-        "query($id: ID!) { claim(id: $id) { parties(first: 2) { totalCount edges { cursor } } } }",
+        "query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 2) "
+        "{ totalCount edges { cursor } } } }",
         {"id": insurance.ids[insurance.claim]},
     )
     assert result["data"]["claim"]["parties"]["totalCount"] == 10
@@ -319,7 +335,8 @@ def test_a_25000_entry_list_pages_without_being_loaded(insurance: Any) -> None:
     counts = Counting()
     counting = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(counting)
-    query = """query($id: ID!, $after: String) { party(id: $id) { claims(first: 5, after: $after) {
+    query = """query($id: ID!, $after: String) { party(id: $id) { claims: claimsConnection(first: 5,
+      after: $after) {
                  totalCount pageInfo { hasNextPage } edges { node { claimIdentifier } } } } }"""
     after = api.execute(query, {"id": encode(hub)})["data"]["party"]["claims"]
     assert after["totalCount"] == n
@@ -333,12 +350,11 @@ def test_a_25000_entry_list_pages_without_being_loaded(insurance: Any) -> None:
 
 def test_dangling_references_read_as_missing_nodes(api: GraphQLAPI, insurance: Any) -> None:
     gone = insurance.parties[1]
-    insurance.graph.delete_node(gone)
+    vanish(insurance, gone)
     for selection in ("partyIdentifier", "id"):  # a required field, or only the id (read via _type)
         result = api.execute(
-            "query($id: ID!) { claim(id: $id) { parties(first: 3) { edges { node { SEL } } } } }".replace(
-                "SEL", selection
-            ),
+            "query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 3) "
+            "{ edges { node { SEL } } } } }".replace("SEL", selection),
             {"id": insurance.ids[insurance.claim]},
         )
         edges = result["data"]["claim"]["parties"]["edges"]
@@ -376,8 +392,8 @@ def test_sibling_connections_are_batched_too(insurance: Any) -> None:
     store = ShardStore(insurance.root, hook=counts)
     api = GraphQLAPI(store)
     result = api.execute(
-        """query($id: ID!) { claim(id: $id) { parties(first: 10) { edges { node {
-             claims(first: 5) { edges { node { claimIdentifier } } } } } } } }""",
+        """query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 10) { edges { node {
+             claims: claimsConnection(first: 5) { edges { node { claimIdentifier } } } } } } } }""",
         {"id": insurance.ids[insurance.claim]},
     )
     assert "errors" not in result
@@ -390,8 +406,8 @@ def test_sibling_connections_are_batched_too(insurance: Any) -> None:
     assert counts.calls["get_many", "claim_identifier"] == 1
     counts.calls.clear()
     result = api.execute(
-        """query($id: ID!) { claim(id: $id) { parties(first: 10) { edges { node {
-             claims(last: 1) { edges { node { claimTypeCode } } } } } } } }""",
+        """query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 10) { edges { node {
+             claims: claimsConnection(last: 1) { edges { node { claimTypeCode } } } } } } } }""",
         {"id": insurance.ids[insurance.claim]},
     )
     assert all(
@@ -407,8 +423,10 @@ def test_references_are_followed_level_by_level(insurance: Any) -> None:
     counts = Counting()
     store = ShardStore(insurance.root, hook=counts)
     result = GraphQLAPI(store).execute(
-        """query($id: ID!) { claim(id: $id) { transactions(first: 3) { edges { node { amount
-             claim { claimTypeCode parties(last: 2) { edges { node { partyIdentifier } } } } } } } } }""",
+        """query($id: ID!) { claim(id: $id) { transactions: transactionsConnection(first: 3) { edges {
+          node { amount
+             claim { claimTypeCode parties: partiesConnection(last: 2) { edges { node { partyIdentifier
+               } } } } } } } } }""",
         {"id": insurance.ids[insurance.claim]},
     )
     assert "errors" not in result
@@ -429,9 +447,9 @@ def test_references_are_followed_level_by_level(insurance: Any) -> None:
 
 def test_lookahead_follows_directives_aliases_and_fragments(api: GraphQLAPI, insurance: Any) -> None:
     query = """query($id: ID!, $more: Boolean!) { claim(id: $id) { ...Head
-                 a: parties(first: 2) { edges { node { partyIdentifier } } }
-                 b: parties(first: 2, after: "YXJyYXljb25uZWN0aW9uOjE=") { edges { node { ...P } } }
-                 c: parties(first: 1) @include(if: $more) { edges { node { timestamp } } } } }
+                 a: partiesConnection(first: 2) { edges { node { partyIdentifier } } }
+                 b: partiesConnection(first: 2, after: "YXJyYXljb25uZWN0aW9uOjE=") { edges { node { ...P } } }
+                 c: partiesConnection(first: 1) @include(if: $more) { edges { node { timestamp } } } } }
                fragment Head on Claim { claimTypeCode }
                fragment P on Party { id partyIdentifier }"""
     claim = insurance.ids[insurance.claim]
@@ -464,7 +482,7 @@ def test_lookahead_plans_follow_the_variables_below_the_root(api: GraphQLAPI, in
     # One document, run with variables that change what is read below the root: each answer must
     # be the one a fresh API gives (the plan of one set of variables never serves another).
     query = """query($id: ID!, $n: Int, $after: String, $ts: Boolean!) { claim(id: $id) {
-                 parties(first: $n, after: $after) { edges { node {
+                 parties: partiesConnection(first: $n, after: $after) { edges { node {
                    partyIdentifier timestamp @include(if: $ts) } } } } }"""
     cases = [
         {"n": 2, "after": None, "ts": False},
@@ -517,22 +535,25 @@ def test_a_missing_required_value_nulls_its_node_with_an_error(
 CORPUS = [
     (CLAIM_WITH_PARTIES, {"id": "CLAIM"}),
     (
-        "query($id: ID!) { claim(id: $id) { __typename id transactions { totalCount __typename } } }",
+        "query($id: ID!) { claim(id: $id) { __typename id "
+        "transactions: transactionsConnection { totalCount __typename } } }",
         {"id": "CLAIM"},
     ),
     (
         """query($id: ID!, $more: Boolean!) { claim(id: $id) { ...Head
-             a: parties(first: 2) { pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+             a: partiesConnection(first: 2) { pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
                                     edges { cursor node { partyIdentifier } } }
-             b: parties(last: 3, before: "YXJyYXljb25uZWN0aW9uOjU=") { edges { node { ...P } } }
-             c: parties(first: 1) @include(if: $more) { edges { node { timestamp } } } } }
+             b: partiesConnection(last: 3, before: "YXJyYXljb25uZWN0aW9uOjU=") { edges { node { ...P } } }
+             c: partiesConnection(first: 1) @include(if: $more) { edges { node { timestamp } } } } }
            fragment Head on Claim { claimTypeCode claimIdentifier }
-           fragment P on Party { id partyIdentifier claims(last: 1) { edges { node { id } } } }""",
+           fragment P on Party { id partyIdentifier claims: claimsConnection(last: 1) { edges { node {
+             id } } } }""",
         {"id": "CLAIM", "more": True},
     ),
     (
         """query($id: ID!) { transaction(id: $id) { amount timestamp sourceSystemCode serviceTypeCode
-             claim { claimTypeCode parties(first: 2) { totalCount edges { node { partyIdentifier } } } }
+             claim { claimTypeCode parties: partiesConnection(first: 2) { totalCount edges { node {
+               partyIdentifier } } } }
            } }""",
         {"id": "TX"},
     ),
@@ -544,7 +565,23 @@ CORPUS = [
     ("query($id: ID!) { claim(id: $id) { id } }", {"id": "00000000003"}),  # no node
     ("query($id: ID!) { claim(id: $id) { id } }", {"id": "not an id"}),
     ("query($id: ID!) { transaction(id: $id) { amount } }", {"id": "BROKEN"}),  # a required value missing
-    ("query($id: ID!) { claim(id: $id) { parties(first: 1001) { totalCount } } }", {"id": "CLAIM"}),
+    (
+        "query($id: ID!) { claim(id: $id) { parties: partiesConnection(first: 1001) { totalCount } } }",
+        {"id": "CLAIM"},
+    ),
+    # plain lists, as the earlier system's queries read them, nested, beside connections
+    (
+        """query($id: ID!) { claim(id: $id) { id claimIdentifier claimTypeCode parties { id partyIdentifier }
+             transactions { id amount financialTransactionIdentifier } } }""",
+        {"id": "CLAIM"},
+    ),
+    (
+        """query($id: ID!) { party(id: $id) { claims { __typename claimTypeCode
+             parties { timestamp claims { id } } transactionsConnection(first: 1) { totalCount }
+             transactions { claim { claimIdentifier } } } } }""",
+        {"id": "PARTY"},
+    ),
+    ("query($id: ID!) { claim(id: $id) { transactions { id amount } } }", {"id": "CLAIM"}),  # BROKEN
     ("query($id: ID!) { node(id: $id) { id ... on Claim { claimTypeCode } } }", {"id": "CLAIM"}),
     ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["CLAIM", "bad", "TX"]}),
     ("{ __typename }", {}),
@@ -740,30 +777,43 @@ def test_parallel_reads_survive_a_fork(insurance: Any) -> None:
 
 #: From a party: its claims, and their parties: the party shards are read at two levels.
 PARTY_CLAIMS_PARTIES = """query($id: ID!) { party(id: $id) { partyIdentifier
-  claims { edges { node { claimTypeCode parties(first: 10) { edges { node { partyIdentifier } } } } } } } }"""
+  claims: claimsConnection { edges { node { claimTypeCode parties: partiesConnection(first: 10) { edges
+    { node { partyIdentifier } } } } } } } }"""
 
 #: Documents of several shapes, each with the name of the node its ``$id`` is.
 DOCUMENTS = [
     (CLAIM_WITH_PARTIES, "claim"),
     (PARTY_CLAIMS_PARTIES, "party"),
     (
-        """query($id: ID!) { claim(id: $id) { transactions(first: 3) { edges { node { amount
-             claim { claimTypeCode parties(last: 2) { edges { node { partyIdentifier } } } } } } } } }""",
+        """query($id: ID!) { claim(id: $id) { transactions: transactionsConnection(first: 3) { edges {
+          node { amount
+             claim { claimTypeCode parties: partiesConnection(last: 2) { edges { node { partyIdentifier
+               } } } } } } } } }""",
         "claim",
     ),
     (
         """query($id: ID!) { node(id: $id) { id ... on Party { timestamp
-             claims { totalCount edges { node { id claimTypeCode transactions { totalCount } } } } } } }""",
+             claims: claimsConnection { totalCount edges { node { id claimTypeCode transactions:
+               transactionsConnection { totalCount } } } } } } }""",
         "party",
     ),
     (
         """query($id: ID!) { transaction(id: $id) { amount sourceSystemCode claim { claimIdentifier
-             a: parties(first: 2) { edges { node { partyIdentifier } } }
-             b: parties(first: 2, after: "YXJyYXljb25uZWN0aW9uOjE=") { edges { node { id } } } } } }""",
+             a: partiesConnection(first: 2) { edges { node { partyIdentifier } } }
+             b: partiesConnection(first: 2, after: "YXJyYXljb25uZWN0aW9uOjE=") { edges { node { id } } }
+               } } }""",
         "transaction",
     ),
+    (
+        """query($id: ID!) { party(id: $id) { claims { claimTypeCode parties { partyIdentifier }
+             transactions { amount } } } }""",
+        "party",
+    ),
     ("query($id: ID!) { claim(id: $id) { claimTypeCode } }", "party"),  # a node of another type
-    ("query($id: ID!) { claim(id: $id) { parties { edges { node { id } } } } }", "missing"),
+    (
+        "query($id: ID!) { claim(id: $id) { parties: partiesConnection { edges { node { id } } } } }",
+        "missing",
+    ),
 ]
 
 
@@ -778,10 +828,11 @@ def document_variables(insurance: Any, kind: str) -> dict[str, str]:
 
 
 def test_lock_ahead_answers_as_reading_level_by_level(insurance: Any) -> None:
-    insurance.graph.delete_node(insurance.parties[1])  # a dangling reference too
+    vanish(insurance, insurance.parties[1])  # a dangling reference too
     ahead, plain = GraphQLAPI(insurance.store, parallel_reads=True), GraphQLAPI(insurance.store)
     nodes = (
-        "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Party { claims { edges { node { id } } } } } }"
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id "
+        "... on Party { claims: claimsConnection { edges { node { id } } } } } }"
     )
     ids = [insurance.ids[insurance.claim], insurance.ids[insurance.parties[2]], "bad", encode(999)]
     for query, variables in [
@@ -1038,7 +1089,8 @@ def nested(depth: int) -> str:
     hops = (depth - 2) // 3
     inner = "id"
     for i in reversed(range(hops)):
-        inner = f"{'claims' if i % 2 == 0 else 'parties'}(first: 1) {{ edges {{ node {{ {inner} }} }} }}"
+        hop = "claims" if i % 2 == 0 else "parties"
+        inner = f"{hop}Connection(first: 1) {{ edges {{ node {{ {inner} }} }} }}"
     return f'{{ party(id: "00000000001") {{ {inner} }} }}'
 
 
@@ -1108,7 +1160,7 @@ def test_node_budget(insurance: Any) -> None:
         ("{ claim(", None, None, "Syntax Error"),
         ("query($id: ID!) { claim(id: $id) { id } }", {}, None, "Variable '$id' of required type 'ID!'"),
         (
-            'query($n: Int) { claim(id: "x") { parties(first: $n) { totalCount } } }',
+            'query($n: Int) { claim(id: "x") { parties: partiesConnection(first: $n) { totalCount } } }',
             {"n": "ten"},
             None,
             "Int cannot represent non-integer value",
@@ -1299,14 +1351,15 @@ def test_reference_list_add_and_remove(api: GraphQLAPI, insurance: Any) -> None:
     claim = insurance.ids[insurance.claim]
     extra = insurance.graph.create_node("Party", {"identifier": 999, "timestamp": "2024-01-01"})
     add = """mutation($id: ID!, $ids: [ID!]!) { addClaimParties(id: $id, ids: $ids) {
-               parties(last: 1) { totalCount edges { node { partyIdentifier } } } } }"""
+               parties: partiesConnection(last: 1) { totalCount edges { node { partyIdentifier } } } } }"""
     result = api.execute(add, {"id": claim, "ids": [encode(extra)]})
     assert result["data"]["addClaimParties"]["parties"] == {
         "totalCount": 11,
         "edges": [{"node": {"partyIdentifier": 999}}],
     }
     remove = """mutation($id: ID!, $ids: [ID!]!) { removeClaimParties(id: $id, ids: $ids) {
-                  parties(first: 20) { totalCount edges { node { partyIdentifier } } } } }"""
+                  parties: partiesConnection(first: 20) { totalCount edges { node { partyIdentifier } }
+                    } } }"""
     result = api.execute(remove, {"id": claim, "ids": [encode(extra), insurance.ids[insurance.parties[0]]]})
     parties = result["data"]["removeClaimParties"]["parties"]
     assert parties["totalCount"] == 9

@@ -87,7 +87,7 @@ def nested(levels: int) -> str:
     """A query ``levels`` list hops deep: claim -> parties -> node -> claims -> node -> ..."""
     inner, hops = "id", itertools.cycle(["claims", "parties"])
     for _ in range(levels):
-        inner = f"{next(hops)}(first: 2) {{ edges {{ node {{ id {inner} }} }} }}"
+        inner = f"{next(hops)}Connection(first: 2) {{ edges {{ node {{ id {inner} }} }} }}"
     return f'{{ claim(id: "@CLAIM@") {{ {inner} }} }}'
 
 
@@ -106,7 +106,8 @@ def cursor(text: str) -> str:
 
 def page(args: str) -> str:
     return (
-        f'{{ claim(id: "@CLAIM@") {{ parties({args}) {{ totalCount edges {{ cursor node {{ id }} }} }} }} }}'
+        f'{{ claim(id: "@CLAIM@") {{ parties: partiesConnection({args}) '
+        "{ totalCount edges { cursor node { id } } } } }"
     )
 
 
@@ -492,7 +493,10 @@ def test_sql_and_path_text_is_stored_as_plain_data(graphql_lambda: ModuleType, i
         assert answer["statusCode"] == 200, answer["body"]
         return json.loads(answer["body"])
 
-    read = "query($id: ID!) { claim(id: $id) { claimIdentifier claimTypeCode parties { totalCount } } }"
+    read = (
+        "query($id: ID!) { claim(id: $id) { claimIdentifier claimTypeCode "
+        "parties: partiesConnection { totalCount } } }"
+    )
     original = ask(read, {"id": claim})
     fields = 'claimIdentifier: 7, claimTypeCode: $code, timestamp: "2024-01-01"'
     create = "mutation($code: String!) { createClaim(input: {" + fields + "}) { id claimTypeCode } }"

@@ -18,7 +18,10 @@ from _workers import ExclusiveLock
 from efs_sqlite.app import GRAPHQL_RESPONSE, JSON
 from efs_sqlite.aws.fakes import LambdaContext, function_url_event, import_handler
 
-QUERY = "query($id: ID!) { claim(id: $id) { claimIdentifier timestamp parties(first: 2) { totalCount } } }"
+QUERY = (
+    "query($id: ID!) { claim(id: $id) { claimIdentifier timestamp "
+    "parties: partiesConnection(first: 2) { totalCount } } }"
+)
 EXPECTED = {
     "claim": {
         "claimIdentifier": 4242,

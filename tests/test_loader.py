@@ -17,7 +17,8 @@ import pytest
 
 from efs_sqlite import cli
 from efs_sqlite.data import generate_dataset, generate_records, read_manifest, read_records
-from efs_sqlite.errors import LoadError, RecordError
+from efs_sqlite.errors import DataSetError, LoadError, RecordError
+from efs_sqlite.links import check_links, store_records
 from efs_sqlite.loader import LOCAL_THREADS, load, load_path, validate_record
 from efs_sqlite.model import INSURANCE
 from efs_sqlite.store import ShardStore
@@ -346,3 +347,46 @@ def test_a_stopped_one_writer_load_keeps_only_committed_batches(store: ShardStor
     assert store.count("transaction_claim") == 1_000
     summary = load(store, [r for r in records if r["uid"] != 5_000], threads=1, progress=False)
     assert summary.skipped == 2_000 and store.count("transaction_claim") == 2_000
+
+
+# -- inverse consistency ---------------------------------------------------------------------------
+
+
+def write_records(path: Path, records: Iterable[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_a_data_set_whose_inverse_pairs_disagree_is_refused_naming_the_records(
+    store: ShardStore, tmp_path: Path
+) -> None:
+    records = list(generate_records("small", seed=3))
+    claims = [r["uid"] for r in records if r["shard"] == "_type" and r["value"] == "Claim"]
+    moved = next(r for r in records if r["shard"] == "transaction_claim")
+    owner, moved["value"] = moved["value"], claims[-1]  # its claim still lists it; the new one does not
+    listing = next(r for r in records if r["shard"] == "party_claims")
+    listing["value"] = [*listing["value"], claims[7]]  # claims[7] does not list the party back
+    path = write_records(tmp_path / "bad.jsonl", records)
+    with pytest.raises(DataSetError) as refused:
+        load_path(store, path, progress=False)
+    message = str(refused.value)
+    assert "the two sides of 3 link(s) disagree, so nothing was loaded" in message
+    t = moved["uid"]
+    assert f"claim_transactions of {owner} lists {t}, but transaction_claim of {t} is not {owner}" in message
+    assert (
+        f"transaction_claim of {t} is {claims[-1]}, but claim_transactions of {claims[-1]} does not list {t}"
+        in (message)
+    )
+    party = listing["uid"]
+    assert (
+        f"party_claims of {party} lists {claims[7]}, but claim_parties of {claims[7]} does not list {party}"
+        in (message)
+    )
+    assert store.shards() == []  # nothing was written
+    assert load_path(store, path, check=False, progress=False).records == len(records)  # on request
+
+
+def test_the_generated_data_set_is_consistent(store: ShardStore, dataset: Path) -> None:
+    assert check_links(lambda: read_records(dataset)) == []
+    load_path(store, dataset, progress=False)
+    assert check_links(lambda: store_records(store)) == []

@@ -30,7 +30,7 @@ from efs_sqlite.store import ShardStore
 
 #: Two levels (a claim, its parties): with parallel_reads, locked ahead.
 CLAIM_WITH_PARTIES = """query($id: ID!) { claim(id: $id) { claimIdentifier claimTypeCode
-  parties(first: 5) { totalCount edges { node { partyIdentifier timestamp } } } } }"""
+  parties: partiesConnection(first: 5) { totalCount edges { node { partyIdentifier timestamp } } } } }"""
 BUSY_SHARD = "party_identifier"
 
 
@@ -107,7 +107,7 @@ def test_mutations_leave_no_lock(api: GraphQLAPI, insurance: Any) -> None:
     assert_no_lock(api)
     claim_id = insurance.ids[insurance.claim]
     for mutation in (
-        f'mutation {{ addClaimParties(id: "{claim_id}", ids: ["{new}"]) {{ parties {{ totalCount }} }} }}',
+        f'mutation {{ addClaimParties(id: "{claim_id}", ids: ["{new}"]) {{ parties: partiesConnection {{ totalCount }} }} }}',
         f'mutation {{ updateParty(id: "{new}", input: {{partyIdentifier: 8}}) {{ partyIdentifier }} }}',
         f'mutation {{ removeClaimParties(id: "{claim_id}", ids: ["{new}"]) {{ claimIdentifier }} }}',
         f'mutation {{ deleteParty(id: "{new}") }}',

@@ -343,3 +343,57 @@ def test_invalid_models_raise() -> None:
     # 63 characters is the longest shard name the store accepts.
     longest = Model([NodeType("P" + "x" * 30, (Field("f" * 31, "str"),))])
     assert validate_shard(longest.shards()[1]) == "p" + "x" * 30 + "_" + "f" * 31
+
+
+# -- inverse pairs ---------------------------------------------------------------------------------
+
+
+def test_the_insurance_pairs_are_the_earlier_lists_and_their_way_back() -> None:
+    pairs = [(a.type.name, a.field.name, b.type.name, b.field.name) for a, b in INSURANCE.pairs()]
+    assert pairs == [
+        ("Claim", "transactions", "Transaction", "claim"),
+        ("Claim", "parties", "Party", "claims"),
+    ]
+    claim = INSURANCE.type("Claim")
+    assert INSURANCE.inverse(claim, claim.field("identifier")) is None
+
+
+def _pets(owner: Field, pets: Field) -> Model:
+    return Model([NodeType("Person", (pets,)), NodeType("Pet", (owner,))])
+
+
+@pytest.mark.parametrize(
+    ("owner", "pets", "why"),
+    [
+        (
+            Field("owner", "ref", target="Person", inverse="nope"),
+            Field("pets", "refs", target="Pet"),
+            "does not exist",
+        ),
+        (
+            Field("owner", "ref", target="Person", inverse="pets"),
+            Field("pets", "refs", target="Pet"),  # does not name owner back
+            "must point back",
+        ),
+        (
+            Field("owner", "ref", target="Person", inverse="pets"),
+            Field("pets", "ref", target="Pet", inverse="owner"),
+            "not two references",
+        ),
+    ],
+)
+def test_inverse_pairs_that_do_not_fit_are_refused(owner: Field, pets: Field, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        _pets(owner, pets)
+
+
+def test_an_inverse_goes_with_references_only_and_never_with_itself() -> None:
+    with pytest.raises(ValueError, match="an inverse goes with kind ref/refs only"):
+        Field("name", "str", inverse="x")
+    with pytest.raises(ValueError, match="its own inverse"):
+        Model([NodeType("Pet", (Field("friends", "refs", target="Pet", inverse="friends"),))])
+    with pytest.raises(ValueError, match="Connection"):
+        NodeType(
+            "Pet",
+            (Field("friends", "refs", target="Pet"), Field("x", "str", graphql_name="friendsConnection")),
+        )

@@ -14,8 +14,9 @@ SCHEMA = build_schema().graphql_schema
 DEEP = """query($n: Int) {
   claim(id: "x") {
     id claimIdentifier
-    parties(first: $n) { totalCount edges { node { partyIdentifier claims(last: 2) { totalCount } } } }
-    transactions { totalCount }
+    parties: partiesConnection(first: $n) { totalCount edges { node { partyIdentifier claims:
+      claimsConnection(last: 2) { totalCount } } } }
+    transactions: transactionsConnection { totalCount }
   }
 }"""
 
@@ -70,5 +71,7 @@ def test_lock_ahead_names_every_shard_of_a_deep_query_and_none_of_a_shallow_one(
         "party_claims",
     }
     assert plan.ahead(info, [Batch("Claim", [], info.field_nodes)]) == ()  # no node: nothing to read
-    shallow = root_info('{ claim(id: "x") { claimIdentifier transactions { totalCount } } }', {})
+    shallow = root_info(
+        '{ claim(id: "x") { claimIdentifier transactions: transactionsConnection { totalCount } } }', {}
+    )
     assert plan.ahead(shallow, [Batch("Claim", [1], shallow.field_nodes)]) == ()  # one level

@@ -60,8 +60,9 @@ from efs_sqlite.uid import encode
 BENCHMARK_QUERY = """query Benchmark($id: ID!) {
   claim(id: $id) {
     id claimIdentifier claimTypeCode timestamp
-    transactions { totalCount }
-    parties(first: 10) { totalCount edges { node { id partyIdentifier timestamp claims { totalCount } } } }
+    transactionsConnection { totalCount }
+    partiesConnection(first: 10) { totalCount edges { node { id partyIdentifier timestamp
+      claimsConnection { totalCount } } } }
   }
 }"""
 
@@ -334,11 +335,12 @@ def graphql_request_ops(
 MIX_DOCUMENTS: dict[str, str] = {
     "point_read": "query($id: ID!) { claim(id: $id) { id claimIdentifier claimTypeCode timestamp } }",
     "nested": (
-        "query($id: ID!) { claim(id: $id) { id claimTypeCode parties(first: 10) { edges { node {"
-        " id partyIdentifier claims(first: 10) { totalCount edges { node { id claimTypeCode } } } } } } } }"
+        "query($id: ID!) { claim(id: $id) { id claimTypeCode partiesConnection(first: 10) { edges { node {"
+        " id partyIdentifier claimsConnection(first: 10) { totalCount edges { node { id claimTypeCode } } }"
+        " } } } } }"
     ),
     "list_page": (
-        "query($id: ID!, $after: String) { party(id: $id) { claims(first: 100, after: $after) {"
+        "query($id: ID!, $after: String) { party(id: $id) { claimsConnection(first: 100, after: $after) {"
         " totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } } }"
     ),
     "create": (

@@ -25,8 +25,9 @@ A request flows through the modules of this package in one direction:
 >>> created["data"]["createParty"]["timestamp"]
 '2024-05-01T12:00:00+00:00'
 >>> pid = created["data"]["createParty"]["id"]
->>> api.execute('query($id: ID!) { party(id: $id) { partyIdentifier claims { totalCount } } }', {"id": pid})
-{'data': {'party': {'partyIdentifier': 7, 'claims': {'totalCount': 0}}}}
+>>> api.execute('query($id: ID!) { party(id: $id) { claims { id } claimsConnection { totalCount } } }',
+...             {"id": pid})
+{'data': {'party': {'claims': [], 'claimsConnection': {'totalCount': 0}}}}
 """
 
 from efs_sqlite.graphql.api import GraphQLAPI

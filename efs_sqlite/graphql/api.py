@@ -146,6 +146,8 @@ class GraphQLAPI:
             response["data"] = result.data
         if result.errors:
             response["errors"] = [_client_error(e) for e in result.errors]
+        if request.client_ids:  # Relay's echo, beside the nodes the mutations return
+            response["extensions"] = {"clientMutationIds": request.client_ids}
         return response
 
 

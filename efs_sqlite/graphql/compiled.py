@@ -55,7 +55,7 @@ from efs_sqlite.graphql.codegen import (
 from efs_sqlite.graphql.objects import Dangling, NodeRef, PageConnection, dangling_error
 from efs_sqlite.graphql.paging import check_page_args
 from efs_sqlite.graphql.prefetch import Request
-from efs_sqlite.graphql.schema import resolve_list
+from efs_sqlite.graphql.schema import resolve_entries, resolve_list
 from efs_sqlite.model import Model
 
 __all__ = ["Direct", "Execution", "direct_fields"]
@@ -144,6 +144,29 @@ def _list_field(
         checked += [args, req.plan.list_shape(info, spec[1])]
     shard, target, connections = spec
     return req.fill_page(shard, target, connections[target], source, checked[0], checked[1])
+
+
+def _plain_list(
+    spec: tuple[Any, ...],
+    parent: GraphQLObjectType,
+    field_def: Any,
+    nodes: list[FieldNode],
+    selection: list[Any],
+    ctx: Execution,
+    source: Any,
+) -> list[Any]:
+    """A plain reference list: :func:`~efs_sqlite.graphql.schema.resolve_entries` with its
+    entries' selection worked out once per plan (kept in ``selection``). A node that no longer
+    exists is left to graphql-core, which reports it at its entry."""
+    req: Request = ctx.context_value
+    if not selection:
+        info = ctx.build_resolve_info(field_def, nodes, parent, None)  # type: ignore[arg-type]
+        selection.append(req.plan.selection(info, spec[1], nodes))
+    entries = req.fill_list(*spec, source, selection[0])
+    for entry in entries:
+        if type(entry) is not NodeRef:
+            raise entry
+    return entries
 
 
 # -- how values are completed ------------------------------------------------------------------
@@ -326,6 +349,8 @@ class Execution(ExecutionContext):
             get = partial(_attribute, resolve)  # graphene's default: no info, no arguments
         elif isinstance(resolve, partial) and resolve.func is resolve_list:
             get = partial(_list_field, resolve.args, object_type, field_def, nodes, [])
+        elif isinstance(resolve, partial) and resolve.func is resolve_entries:
+            get = partial(_plain_list, resolve.args, object_type, field_def, nodes, [])
         elif resolve is not None:
             get = partial(_resolved, object_type, field_def, nodes)
         else:

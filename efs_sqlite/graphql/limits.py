@@ -30,11 +30,14 @@ _INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 class Limits:
     """Bounds on what one request may ask for; exceeding one is a clear GraphQL error.
 
-    ``max_depth`` counts nested fields (``claim { parties { edges { node { id } } } }`` is 5);
+    ``max_depth`` counts nested fields (``claim { partiesConnection { edges { node { id } } } }``
+    is 5, ``claim { parties { id } }`` 3);
     introspection (``__schema``, ``__type``) has its own ``max_introspection_depth`` since the
     standard introspection query is 13 deep. ``max_fields`` counts every selected field and alias
     with fragments expanded. ``max_page`` bounds ``first``/``last`` and ``nodes(ids:)``;
-    ``default_page`` is the page a connection returns without ``first``/``last``. ``max_nodes``
+    ``default_page`` is the page a connection returns without ``first``/``last`` (its
+    ``pageInfo.hasNextPage`` and ``totalCount`` say when there is more). ``max_list`` bounds a plain
+    list (``parties``): a longer one is an error naming its connection, never a truncated list. ``max_nodes``
     bounds the nodes one request reads (nested pages multiply). ``max_tokens`` bounds parsing.
     """
 
@@ -43,6 +46,7 @@ class Limits:
     max_fields: int = 1000
     max_page: int = 1000
     default_page: int = 100
+    max_list: int = 1000
     max_nodes: int = 100_000
     max_tokens: int = 20_000
 

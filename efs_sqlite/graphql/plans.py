@@ -10,7 +10,7 @@ with the cached document), as are the sub-fields graphql-core collects for each 
 compiled objects.
 
 >>> from graphql import parse
->>> doc = parse('query($id: ID!, $n: Int) { claim(id: $id) { parties(first: $n) { totalCount } } }')
+>>> doc = parse('query($id: ID!, $n: Int) { claim(id: $id) { partiesConnection(first: $n) { totalCount } } }')
 >>> lookahead_variables(doc.definitions[0], {})
 ('n',)
 """
@@ -63,14 +63,16 @@ class SelectedRef(NamedTuple):
 
 
 class SelectedList(NamedTuple):
-    """A reference list (a connection) a selection follows."""
+    """A reference list a selection follows: a page of its connection, or (``plain``) the whole
+    list, up to ``Limits.max_list`` entries (``args`` then ``{"first": max_list}``)."""
 
     shard: str
     target: str  # the type of its entries
     args: dict[str, Any]  # the page arguments, checked
-    connection: type[Connection]
+    connection: type[Connection] | None  # None for a plain list
     nodes: list[FieldNode]  # what is selected of each entry's node (empty: none)
     window: Window  # read with the lengths: see paging.window; NO_ROWS when no node is selected
+    plain: bool = False
 
 
 class Selection(NamedTuple):
@@ -147,22 +149,31 @@ class Plan:
         assert isinstance(object_type, GraphQLObjectType)
         t = self.model.type(type_name)
         by_name = {f.graphql_name: f for f in t.fields}
+        connections = {f"{f.graphql_name}Connection": f for f in t.fields if f.kind == "refs"}
         shards: dict[str, bool] = {}
         refs, lists = [], []
         selected = collect_sub_fields(
             info.schema, info.fragments, info.variable_values, object_type, field_nodes
         )
         for nodes in selected.values():
-            f = by_name.get(nodes[0].name.value)
-            if f is None:  # id, __typename
+            name = nodes[0].name.value
+            f = by_name.get(name)
+            if f is not None and f.kind == "refs":  # a plain list: every entry, up to max_list
+                rows = Window(0, self.limits.max_list)
+                args = {"first": self.limits.max_list}
+                lists.append(SelectedList(t.shard(f.name), f.target, args, None, nodes, rows, plain=True))
                 continue
-            shard = t.shard(f.name)
-            if f.kind != "refs":
+            if f is not None:
+                shard = t.shard(f.name)
                 shards[shard] = f.required
                 if f.kind == "ref":
                     refs.append(SelectedRef(shard, f.target, nodes))
                 continue
-            field_def = object_type.fields[f.graphql_name]
+            f = connections.get(name)
+            if f is None:  # id, __typename
+                continue
+            shard = t.shard(f.name)
+            field_def = object_type.fields[name]
             try:
                 args = check_page_args(
                     self.limits, get_argument_values(field_def, nodes[0], info.variable_values)
@@ -259,7 +270,7 @@ def lookahead_variables(
 
     >>> from graphql import parse
     >>> doc = parse('query($id: ID!, $n: Int, $x: Boolean!) { claim(id: $id) { ...F } } '
-    ...             'fragment F on Claim { parties(first: $n) { totalCount @include(if: $x) } }')
+    ...             'fragment F on Claim { partiesConnection(first: $n) { totalCount @include(if: $x) } }')
     >>> lookahead_variables(doc.definitions[0], {"F": doc.definitions[1]})
     ('n', 'x')
     """

@@ -71,6 +71,7 @@ from efs_sqlite.graphql.objects import (
     NodeRef,
     PageConnection,
     PageEdge,
+    dangling_error,
     parse_id,
 )
 from efs_sqlite.graphql.paging import NO_ROWS, offsets, page_layout, window
@@ -236,6 +237,7 @@ class Request:
 
     __slots__ = (
         "budget",
+        "client_ids",
         "counts",
         "deadline",
         "existing",
@@ -284,6 +286,7 @@ class Request:
         self.prefetched: set[tuple[Any, ...]] = set()
         self.existing: dict[tuple[str, int], set[int]] = {}  # (type, id(selection)): nodes found
         self.replay: BaseException | None = None
+        self.client_ids: dict[str, str] = {}  # response key -> the clientMutationId its mutation took
 
     def _replay(self) -> None:
         if self.replay is not None:
@@ -478,6 +481,29 @@ class Request:
                 edge.node = NodeRef(uid, target) if found else Dangling(uid)
         return page.connection
 
+    def entries(self, shard: str, uid: int) -> list[int] | None:
+        """Every entry of the list at ``uid``, or ``None`` if it has more than ``Limits.max_list``."""
+        count, rows = self.list_window(shard, (uid, 0, self.limits.max_list))
+        return rows if count <= self.limits.max_list else None
+
+    def fill_list(self, shard: str, target: str, name: str, root: NodeRef, selection: Selection) -> list[Any]:
+        """Every entry of ``root``'s plain list ``name`` (``Type.field``) in ``shard``, each a
+        :class:`NodeRef`, or the error of a node that no longer exists (graphql-core reports it at
+        that entry, which becomes null). A list longer than ``Limits.max_list`` is an error naming
+        the connection that pages through it: a plain list is never cut short."""
+        ids = self.entries(shard, root.id)
+        if ids is None:
+            count = self.counts[shard][root.id]
+            raise GraphQLError(
+                f"{name} has {count} entries, more than the {self.limits.max_list} a plain list returns; "
+                f"page through {name.split('.')[1]}Connection(first:, after:) instead"
+            )
+        exists, known = self.exists, self.existing.get((target, id(selection)), ())
+        return [
+            NodeRef(uid, target) if uid in known or exists(target, uid, selection) else dangling_error(uid)
+            for uid in ids
+        ]
+
     def write(self, change: Callable[[Graph], Any]) -> Any:
         """Run a change through the Graph, then forget everything read so far in this request."""
         result = change(self.graph)
@@ -607,7 +633,11 @@ class Request:
                     if targets:
                         level.append(Batch(ref.target, targets, ref.nodes))
                 for lst in sel.lists:
-                    if lst.nodes:
+                    if lst.plain:  # a list past max_list reads nothing more: its resolver says why
+                        found = [i for u in ids for i in self.entries(lst.shard, u) or ()]
+                        if found:
+                            level.append(Batch(lst.target, found, lst.nodes))
+                    elif lst.nodes:
                         found = [
                             i
                             for u in ids

@@ -7,20 +7,27 @@
 - one field per model field, named :attr:`Field.graphql_name`: ``str`` -> ``String``, ``int`` ->
   ``Int``, ``float`` -> ``Float``, ``decimal`` -> ``Decimal`` (an exact string), ``datetime`` ->
   ``DateTime`` (ISO 8601, UTC), ``bool`` -> ``Boolean``, ``bytes`` -> ``Base64``, ``ref`` -> the
-  target type, ``refs`` -> a Relay connection ``<Target>Connection`` with ``totalCount``;
+  target type, ``refs`` -> a plain list ``[Target]`` under the field's own name, as in the earlier
+  system's SDL, and beside it a Relay connection ``<name>Connection(first, after, last, before)``
+  of type ``<Target>Connection`` with ``totalCount``;
 - query fields ``t(id: ID!): T`` (``claim``, ``party``, ``transaction``), next to ``node(id:)`` and
   ``nodes(ids:)``;
 - mutations ``createT(input: TInput!)``, ``updateT(id:, input: TPatch!)`` (partial: fields left out
-  keep their value, ``null`` clears an optional one), ``deleteT(id:)`` and, per reference list
+  keep their value, ``null`` clears an optional one), ``deleteT(id:, cascade:)`` and, per reference list
   ``F``, ``addTF(id:, ids:)`` / ``removeTF(id:, ids:)``. Every input is checked against the model
   and every reference against the ``_type`` shard before one grouped write
-  (:class:`~efs_sqlite.graph.Graph`): an invalid input is a GraphQL error and writes nothing.
+  (:class:`~efs_sqlite.graph.Graph`, which writes both sides of every inverse pair in it): an
+  invalid input is a GraphQL error and writes nothing. Every mutation takes an optional
+  ``clientMutationId`` that makes it idempotent (:mod:`~efs_sqlite.graphql.receipts`), echoed in
+  the response's ``extensions.clientMutationIds`` by response key (the mutations return the node
+  itself, as before, rather than a Relay payload object).
 
 ``int`` stays GraphQL ``Int``, as in the earlier system's SDL (``claimIdentifier: Int!``): values
 must fit 32 bits. A larger input is refused by GraphQL itself; a larger value already stored reads
 as a field error naming the value, never as a wrong number. Compared with that SDL, the root
 fields are nullable (a missing node is ``null`` plus an error instead of nulling the whole
-response) and reference lists are connections, since a 25,000-entry list cannot be one value.
+response). A plain list returns the whole list, up to ``Limits.max_list`` entries: a longer one is
+an error naming its connection, which pages through it (a 25,000-entry list is never one value).
 
 Every resolver answers from the request's caches (the context,
 :class:`~efs_sqlite.graphql.prefetch.Request`), reading on a miss.
@@ -28,7 +35,7 @@ Every resolver answers from the request's caches (the context,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -37,15 +44,17 @@ from graphene import relay
 from graphql import GraphQLError, GraphQLResolveInfo
 
 from efs_sqlite import uid as uids
+from efs_sqlite.graph import Graph, Record
 from efs_sqlite.graphql.objects import Connection, Missing, Node, NodeRef, PageConnection, dangling_error
 from efs_sqlite.graphql.paging import check_page_args
+from efs_sqlite.graphql.receipts import RETENTION_S, idempotent
 from efs_sqlite.kinds import KIND_OF
 from efs_sqlite.model import INSURANCE, Field, Model, NodeType
 
 if TYPE_CHECKING:  # the resolvers' context, a type only: prefetch builds on this module
     from efs_sqlite.graphql.prefetch import Request
 
-__all__ = ["build_schema", "resolve_list", "schema_sdl"]
+__all__ = ["build_schema", "resolve_entries", "resolve_list", "schema_sdl"]
 
 #: Each value kind's scalar, by the graphene type its kind names (a reference has none).
 _SCALARS: dict[str, type[graphene.Scalar]] = {
@@ -91,6 +100,13 @@ def resolve_list(
     return req.fill_page(shard, target, connections[target], root, checked, req.plan.list_shape(info, target))
 
 
+def resolve_entries(shard: str, target: str, name: str, root: NodeRef, info: GraphQLResolveInfo) -> list[Any]:
+    """Every entry of ``root``'s list in ``shard`` (the resolver of a plain list ``name``; the
+    compiled execution recognises it by its ``partial`` arguments)."""
+    req: Request = info.context
+    return req.fill_list(shard, target, name, root, req.plan.selection(info, target, info.field_nodes))
+
+
 def _resolve_nodes(root: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[NodeRef | Missing]:
     req: Request = info.context
     if len(ids) > req.limits.max_page:
@@ -98,33 +114,88 @@ def _resolve_nodes(root: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[
     return req.lookup_many(info, ids)
 
 
-def _create(t: NodeType, root: Any, info: GraphQLResolveInfo, input: Mapping[str, Any]) -> NodeRef:
+def _mutate(
+    info: GraphQLResolveInfo,
+    client_id: str | None,
+    args: Mapping[str, Any],
+    change: Callable[[Graph, Record | None], Any],
+) -> Any:
+    """``change(graph, record)``, made once per ``clientMutationId`` (see
+    :mod:`~efs_sqlite.graphql.receipts`: a retry returns the first result and writes nothing); the
+    id is echoed in the response's ``extensions``."""
     req: Request = info.context
-    uid = req.write(lambda g: g.create_node(t.name, dict(input)))
-    return req.lookup(info, uids.encode(uid), t.name)
+    field = info.field_name
+    result = req.write(lambda g: idempotent(g.store, client_id, field, args, partial(change, g)))
+    if client_id is not None:
+        req.client_ids[str(info.path.key)] = client_id
+    return result
 
 
-def _update(t: NodeType, root: Any, info: GraphQLResolveInfo, id: str, input: Mapping[str, Any]) -> NodeRef:
-    req: Request = info.context
-    req.write(lambda g: g.update_node(id, dict(input), t.name))
-    return req.lookup(info, id, t.name)
+def _create(
+    t: NodeType,
+    root: Any,
+    info: GraphQLResolveInfo,
+    input: Mapping[str, Any],
+    client_mutation_id: str | None = None,
+) -> NodeRef:
+    values = dict(input)
+    uid = _mutate(
+        info,
+        client_mutation_id,
+        {"input": values},
+        lambda g, record: g.create_node(t.name, values, record=record),
+    )
+    return info.context.lookup(info, uids.encode(uid), t.name)  # type: ignore[no-any-return]
 
 
-def _delete(t: NodeType, root: Any, info: GraphQLResolveInfo, id: str) -> str:
-    req: Request = info.context
-    req.write(lambda g: g.delete_node(id, t.name))
+def _update(
+    t: NodeType,
+    root: Any,
+    info: GraphQLResolveInfo,
+    id: str,
+    input: Mapping[str, Any],
+    client_mutation_id: str | None = None,
+) -> NodeRef:
+    values = dict(input)
+    args = {"id": id, "input": values}
+    _mutate(
+        info, client_mutation_id, args, lambda g, record: g.update_node(id, values, t.name, record=record)
+    )
+    return info.context.lookup(info, id, t.name)  # type: ignore[no-any-return]
+
+
+def _delete(
+    t: NodeType,
+    root: Any,
+    info: GraphQLResolveInfo,
+    id: str,
+    cascade: bool = False,
+    client_mutation_id: str | None = None,
+) -> str:
+    args = {"id": id, "cascade": cascade}
+    _mutate(
+        info,
+        client_mutation_id,
+        args,
+        lambda g, record: g.delete_node(id, t.name, cascade=cascade, record=record),
+    )
     return id
 
 
 def _edit_list(
-    t: NodeType, f: Field, add: bool, root: Any, info: GraphQLResolveInfo, id: str, ids: list[str]
+    t: NodeType,
+    f: Field,
+    add: bool,
+    root: Any,
+    info: GraphQLResolveInfo,
+    id: str,
+    ids: list[str],
+    client_mutation_id: str | None = None,
 ) -> NodeRef:
-    req: Request = info.context
-    if add:
-        req.write(lambda g: g.list_add(id, f.name, ids, t.name))
-    else:
-        req.write(lambda g: g.list_remove(id, f.name, ids, t.name))
-    return req.lookup(info, id, t.name)
+    edit = Graph.list_add if add else Graph.list_remove
+    args = {"id": id, "ids": ids}
+    _mutate(info, client_mutation_id, args, lambda g, record: edit(g, id, f.name, ids, t.name, record=record))
+    return info.context.lookup(info, id, t.name)  # type: ignore[no-any-return]
 
 
 # -- types -------------------------------------------------------------------------------------
@@ -138,20 +209,27 @@ class _ListField(relay.ConnectionField):
         return self.resolver
 
 
-def _output_field(
-    t: NodeType,
-    f: Field,
-    objects: dict[str, type[graphene.ObjectType]],
-    connections: dict[str, type[Connection]],
-) -> graphene.Field:
+def _connection_field(t: NodeType, f: Field, connections: dict[str, type[Connection]]) -> graphene.Field:
+    """The Relay connection beside the plain list ``f``: ``<name>Connection``, paged."""
+    assert f.target is not None
+    return _ListField(
+        lambda: connections[f.target],
+        name=f"{f.graphql_name}Connection",
+        description=f.description or f"The {f.graphql_name} list a page at a time, with its totalCount.",
+        resolver=partial(resolve_list, t.shard(f.name), f.target, connections),
+    )
+
+
+def _output_field(t: NodeType, f: Field, objects: dict[str, type[graphene.ObjectType]]) -> graphene.Field:
     description = f.description or None
     shard = t.shard(f.name)
     if f.kind == "refs":
-        return _ListField(
-            lambda: connections[f.target],
+        return graphene.List(
+            lambda: objects[f.target],
             name=f.graphql_name,
-            description=description,
-            resolver=partial(resolve_list, shard, f.target, connections),
+            description=description
+            or f"The whole list; a longer one than the limit is an error: use {f.graphql_name}Connection.",
+            resolver=partial(resolve_entries, shard, f.target, f"{t.name}.{f.graphql_name}"),
         )
     if f.kind == "ref":
         return graphene.Field(
@@ -188,29 +266,49 @@ def _input_type(t: NodeType, patch: bool) -> type[graphene.InputObjectType]:
     return type(f"{t.name}{suffix}", (graphene.InputObjectType,), attrs)
 
 
+#: Every mutation's description ends with what its optional clientMutationId does.
+_IDEMPOTENT = (
+    f" With clientMutationId, idempotent for {RETENTION_S // 3600} h: a retry with the same id returns "
+    "the first result and writes nothing; the id is echoed in the response's extensions.clientMutationIds."
+)
+
+
+def _client_mutation_id() -> graphene.String:
+    return graphene.String(name="clientMutationId")
+
+
 def _mutation_fields(t: NodeType, obj: type[graphene.ObjectType]) -> dict[str, graphene.Field]:
     fields = {
         f"create_{t.key}": graphene.Field(
             obj,
             name=f"create{t.name}",
             input=_input_type(t, patch=False)(required=True),
+            client_mutation_id=_client_mutation_id(),
             resolver=partial(_create, t),
-            description=f"Create a {t.name}; every field is written in one atomic write.",
+            description=f"Create a {t.name}; every field is written in one atomic write." + _IDEMPOTENT,
         ),
         f"update_{t.key}": graphene.Field(
             obj,
             name=f"update{t.name}",
             id=graphene.ID(required=True),
             input=_input_type(t, patch=True)(required=True),
+            client_mutation_id=_client_mutation_id(),
             resolver=partial(_update, t),
-            description=f"Change fields of a {t.name}; fields left out keep their value, null clears.",
+            description=f"Change fields of a {t.name}; fields left out keep their value, null clears."
+            + _IDEMPOTENT,
         ),
         f"delete_{t.key}": graphene.Field(
             graphene.ID,
             name=f"delete{t.name}",
             id=graphene.ID(required=True),
+            cascade=graphene.Boolean(default_value=False),
+            client_mutation_id=_client_mutation_id(),
             resolver=partial(_delete, t),
-            description=f"Delete a {t.name}: all its fields; returns its id.",
+            description=(
+                f"Delete a {t.name}: all its fields, and its entries in the lists of the other side of "
+                "its inverse pairs; returns its id. Refused, naming them, if other nodes hold a "
+                "required reference to it, unless cascade (which deletes them too)." + _IDEMPOTENT
+            ),
         ),
     }
     for f in t.fields:
@@ -223,12 +321,15 @@ def _mutation_fields(t: NodeType, obj: type[graphene.ObjectType]) -> dict[str, g
                 name=f"{verb}{t.name}{suffix}",
                 id=graphene.ID(required=True),
                 ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
+                client_mutation_id=_client_mutation_id(),
                 resolver=partial(_edit_list, t, f, add),
                 description=(
-                    f"Append {f.target} nodes to {f.graphql_name}."
+                    f"Append {f.target} nodes to {f.graphql_name} (and this node to theirs)."
                     if add
-                    else f"Remove every occurrence of these {f.target} nodes from {f.graphql_name}."
-                ),
+                    else f"Remove every occurrence of these {f.target} nodes from {f.graphql_name} "
+                    "(and this node from theirs)."
+                )
+                + _IDEMPOTENT,
             )
     return fields
 
@@ -246,7 +347,10 @@ def build_schema(model: Model = INSURANCE) -> graphene.Schema:
     objects: dict[str, type[graphene.ObjectType]] = {}
     connections: dict[str, type[Connection]] = {}
     for t in model.types.values():
-        attrs: dict[str, Any] = {f.name: _output_field(t, f, objects, connections) for f in t.fields}
+        attrs: dict[str, Any] = {f.name: _output_field(t, f, objects) for f in t.fields}
+        for f in t.fields:
+            if f.kind == "refs":
+                attrs[f"{f.name}_connection"] = _connection_field(t, f, connections)
         attrs["Meta"] = type("Meta", (), {"interfaces": (Node,), "description": t.description or None})
         objects[t.name] = type(t.name, (graphene.ObjectType,), attrs)
     for name, obj in objects.items():
