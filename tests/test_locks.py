@@ -107,7 +107,8 @@ def test_mutations_leave_no_lock(api: GraphQLAPI, insurance: Any) -> None:
     assert_no_lock(api)
     claim_id = insurance.ids[insurance.claim]
     for mutation in (
-        f'mutation {{ addClaimParties(id: "{claim_id}", ids: ["{new}"]) {{ parties: partiesConnection {{ totalCount }} }} }}',
+        f'mutation {{ addClaimParties(id: "{claim_id}", ids: ["{new}"]) '
+        "{ parties: partiesConnection { totalCount } } }",
         f'mutation {{ updateParty(id: "{new}", input: {{partyIdentifier: 8}}) {{ partyIdentifier }} }}',
         f'mutation {{ removeClaimParties(id: "{claim_id}", ids: ["{new}"]) {{ claimIdentifier }} }}',
         f'mutation {{ deleteParty(id: "{new}") }}',

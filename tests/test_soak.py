@@ -184,8 +184,8 @@ class Client:
         if op == "read":
             self.post(
                 "read",
-                f'{{ claim(id: "{claim}") {{ claimIdentifier parties: partiesConnection(first: 10) {{ totalCount '
-                "edges { node { partyIdentifier } } } } }",
+                f'{{ claim(id: "{claim}") {{ claimIdentifier '
+                "parties: partiesConnection(first: 10) { totalCount edges { node { partyIdentifier } } } } }",
             )
         elif (op == "create" and self.rng.random() < 0.3) and self.parties:
             identifier = next(self.counter)
