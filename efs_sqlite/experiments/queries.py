@@ -34,7 +34,7 @@ from typing import Any
 from graphql_relay import offset_to_cursor
 
 from efs_sqlite.costs import DYNAMODB, RequestProfile, cost_per_million, max_requests_per_second
-from efs_sqlite.efs_model import PROFILES, EFSModel, Ops
+from efs_sqlite.efs_model import PROFILES, EFSModel, LatencyProfile, Ops
 from efs_sqlite.experiments.measure import (
     Workload,
     case_columns,
@@ -202,7 +202,7 @@ class _Tracer:
             self.reads.append(read)
 
 
-def _critical_path(total: Ops, reads: Sequence[_Read], profile: str) -> tuple[float, int]:
+def _critical_path(total: Ops, reads: Sequence[_Read], profile: str | LatencyProfile) -> tuple[float, int]:
     """Modelled latency, and rounds, if each read started as soon as the reads it needs ended.
 
     Reads that do not need each other overlap; a chain of reads that do is the critical path.
@@ -211,7 +211,7 @@ def _critical_path(total: Ops, reads: Sequence[_Read], profile: str) -> tuple[fl
     one after another. The reads are taken in the order they started, whatever the order of
     ``reads`` (several threads append to it).
     """
-    p = PROFILES[profile]
+    p = PROFILES[profile] if isinstance(profile, str) else profile
     ordered = sorted(reads, key=lambda r: r.start)
     finish: list[float] = []
     depth: list[int] = []
@@ -220,12 +220,8 @@ def _critical_path(total: Ops, reads: Sequence[_Read], profile: str) -> tuple[fl
         needed = [i for i in range(j) if read.needs(ordered[i])]
         finish.append(max((finish[i] for i in needed), default=0.0) + read.ops.latency_s(p))
         depth.append(read.data + max((depth[i] for i in needed), default=0))
-    counted = [r.ops for r in reads if r.ops is not None]
-    rest = p.latency_s(
-        total.metadata_ops - sum(o.metadata_ops for o in counted),
-        total.data_read_ops - sum(o.data_read_ops for o in counted),
-        total.data_write_ops - sum(o.data_write_ops for o in counted),
-    )
+    outside = total.rounds - sum((r.ops.rounds for r in reads if r.ops is not None), Counter())
+    rest = p.rounds_s(outside)
     return max(finish, default=0.0) + rest, max(depth, default=0)
 
 
@@ -241,6 +237,7 @@ def graphql_request_ops(
     repeats: int = 3,
     dynamodb: Mapping[str, int] | None = None,
     name: str = "graphql",
+    translation: str = "linux_nfs",
 ) -> list[Row]:
     """Run a GraphQL query against a store opened through the EFS model; one row per
     (journal_mode, cold, profile), with the columns of :func:`run_workloads` and:
@@ -260,7 +257,8 @@ def graphql_request_ops(
     one on the same API and store; a cold one is the first request of a new store and API. The
     measured runs must make identical operations. The DynamoDB equivalent is, unless
     ``dynamodb`` says otherwise, one item per value and per list read, in one BatchGetItem call
-    per round. A request that answers with errors raises RuntimeError.
+    per round. A request that answers with errors raises RuntimeError. ``translation``: as for
+    :func:`~efs_sqlite.experiments.shards.run_workloads`.
     """
     check_choices(journal_modes, profiles, repeats)
     apis: weakref.WeakKeyDictionary[ShardStore, GraphQLAPI] = weakref.WeakKeyDictionary()
@@ -320,7 +318,7 @@ def graphql_request_ops(
             extra={"dynamodb_items_read": equivalent.get("items_read", 0)},
         )
 
-    with workspace(root, "efs-graphql") as (base, model):
+    with workspace(root, "efs-graphql", translation) as (base, model):
         return [
             row
             for journal_mode, is_cold in itertools.product(journal_modes, cold)
@@ -445,6 +443,7 @@ def query_mix(
     seed: int = 0,
     profiles: Sequence[str] = ("elastic", "bursting", "provisioned", "one_zone"),
     journal_mode: str = "delete",
+    translation: str = "linux_nfs",
 ) -> list[Row]:
     """Run a mix of GraphQL requests (:data:`MIX_DOCUMENTS`) against the loaded store at ``root``.
 
@@ -463,7 +462,8 @@ def query_mix(
     modelled waits of those requests under each of ``profiles``), the DynamoDB equivalent
     (``dynamodb_items_read``, ``dynamodb_items_written`` as counted on the same request,
     ``dynamodb_calls`` from :data:`MIX_DYNAMODB_ROUNDS`) and ``dynamodb_ms`` (``compute_ms``
-    plus one ~10 ms round trip per call).
+    plus one ~10 ms round trip per call). ``translation``: as for
+    :func:`~efs_sqlite.experiments.shards.run_workloads`.
     """
     weights = dict(MIX_WEIGHTS if weights is None else weights)
     unknown = set(weights) - set(MIX_DOCUMENTS)
@@ -498,7 +498,7 @@ def query_mix(
     rows = []
     counted = _ItemCounter()
     with (
-        EFSModel(f"query-mix-{uuid.uuid4().hex[:12]}") as model,
+        EFSModel(f"query-mix-{uuid.uuid4().hex[:12]}", translation=translation) as model,
         ShardStore(root, journal_mode=journal_mode, vfs=model.name, create=False, hook=counted) as store,
     ):
         api = GraphQLAPI(store, parallel_reads=False)  # one thread: _ItemCounter counts unlocked
