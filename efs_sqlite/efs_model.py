@@ -124,6 +124,7 @@ from efs_sqlite.nfs_client import LATENCY_CLASSES, Request, Translation, transla
 __all__ = [
     "EFS_CLASSES",
     "FAULT_KINDS",
+    "LOW_PROFILES",
     "PROFILES",
     "EFSFile",
     "EFSModel",
@@ -207,7 +208,9 @@ _REGIONAL = (
     "A metadata request is a round trip without data: taken as the read latency."
 )
 
-#: Latency profiles by name. ``local`` adds nothing (the local disk's own time is in wall time).
+#: The typical latency profile of each EFS configuration, by name: AWS's stated figures. ``local``
+#: adds nothing (the local disk's own time is in wall time). :data:`LOW_PROFILES` holds the best
+#: cases; the high end is fitted to a measurement (:mod:`efs_sqlite.experiments.latency`).
 PROFILES: dict[str, LatencyProfile] = {
     "local": LatencyProfile("local", 0.0, 0.0, 0.0, "no network: nothing is added"),
     "elastic": LatencyProfile("elastic", 1 * MS, 1 * MS, 2.7 * MS, _REGIONAL),
@@ -220,6 +223,30 @@ PROFILES: dict[str, LatencyProfile] = {
         1.6 * MS,
         f"{_AWS_PERF}: One Zone row, write 'as low as 1.6 ms' (Regional: 2.7 ms). Assumption: "
         "read and metadata as Regional (~1 ms), since the page gives both types the same read figure.",
+    ),
+}
+
+
+_BEST_CASE = (
+    f"{_AWS_PERF}: the best case, reads 'as low as 250 µs' ('under optimal conditions'), taken for "
+    "every request without data too"
+)
+
+#: The best case of each configuration (named ``<name>-low``): AWS's lowest published figures.
+LOW_PROFILES: dict[str, LatencyProfile] = {
+    "local": dataclasses.replace(PROFILES["local"], name="local-low"),
+    **{
+        mode: LatencyProfile(
+            f"{mode}-low",
+            0.25 * MS,
+            0.25 * MS,
+            2.7 * MS,
+            f"{_BEST_CASE}; writes ~2.7 ms (no lower figure is published for Regional file systems)",
+        )
+        for mode in ("elastic", "bursting", "provisioned")
+    },
+    "one_zone": LatencyProfile(
+        "one_zone-low", 0.25 * MS, 0.25 * MS, 1.6 * MS, f"{_BEST_CASE}; writes 'as low as 1.6 ms'"
     ),
 }
 
