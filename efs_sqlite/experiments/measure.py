@@ -24,7 +24,9 @@ import apsw
 
 from efs_sqlite.costs import RequestProfile, cost_per_million, dynamodb_cost
 from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, Ops
+from efs_sqlite.experiments.latency import range_ms
 from efs_sqlite.experiments.tables import Row
+from efs_sqlite.nfs_client import LATENCY_CLASSES
 from efs_sqlite.store import ShardStore
 
 #: Journal modes the workloads run under (WAL cannot work on EFS: the store refuses it there).
@@ -213,7 +215,13 @@ def ops_columns(ops: Ops) -> Row:
         "data_write_ops": ops.data_write_ops,
         "data_read_bytes": ops.data_read_bytes,
         "data_write_bytes": ops.data_write_bytes,
+        **{f"rounds_{c}": ops.rounds[c] for c in LATENCY_CLASSES},
     }
+
+
+def rounds_of(row: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The round trips by latency class of a row with :func:`ops_columns` (``RequestProfile.efs_rounds``)."""
+    return tuple((c, row[f"rounds_{c}"]) for c in LATENCY_CLASSES if row.get(f"rounds_{c}"))
 
 
 def case_rows(
@@ -245,6 +253,7 @@ def case_rows(
             **case,
             "profile": p,
             "latency_ms": milliseconds(ops.latency_s(p)),
+            **range_ms(ops, p),
             **(per_profile(p) if per_profile is not None else {}),
             **tail,
         }

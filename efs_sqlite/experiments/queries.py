@@ -35,6 +35,7 @@ from graphql_relay import offset_to_cursor
 
 from efs_sqlite.costs import DYNAMODB, RequestProfile, cost_per_million, max_requests_per_second
 from efs_sqlite.efs_model import PROFILES, EFSModel, LatencyProfile, Ops
+from efs_sqlite.experiments.latency import latency_range
 from efs_sqlite.experiments.measure import (
     Workload,
     case_columns,
@@ -43,6 +44,7 @@ from efs_sqlite.experiments.measure import (
     measure,
     milliseconds,
     ops_columns,
+    rounds_of,
     workspace,
 )
 from efs_sqlite.experiments.tables import Row
@@ -302,7 +304,9 @@ def graphql_request_ops(
                 if api is not None:
                     api.close()
         last = tracers[stores[-1]]  # its reads are those of the last measured run (all runs are alike)
-        parallel = {p: _critical_path(ops, last.reads, p)[0] for p in profiles}
+        parallel = {
+            p: [_critical_path(ops, last.reads, level)[0] for level in latency_range(p)] for p in profiles
+        }
         rounds = _critical_path(ops, last.reads, "local")[1]
         equivalent = dynamodb or {
             "items_read": last.items,
@@ -314,7 +318,12 @@ def graphql_request_ops(
             profiles,
             equivalent,
             False,
-            per_profile=lambda p: {"latency_parallel_ms": milliseconds(parallel[p]), "rounds": rounds},
+            per_profile=lambda p: {
+                "latency_parallel_ms": milliseconds(parallel[p][1]),
+                "latency_parallel_low_ms": milliseconds(parallel[p][0]),
+                "latency_parallel_high_ms": milliseconds(parallel[p][2]),
+                "rounds": rounds,
+            },
             extra={"dynamodb_items_read": equivalent.get("items_read", 0)},
         )
 
@@ -516,7 +525,11 @@ def query_mix(
                     "local_ms": round(local[i] * 1000, 3),
                     "compute_ms": round(compute[i] * 1000, 3),
                     **ops_columns(ops),
-                    **{f"efs_{p}_ms": round((compute[i] + ops.latency_s(p)) * 1000, 3) for p in profiles},
+                    **{
+                        f"efs_{p}{suffix}_ms": round((compute[i] + ops.latency_s(level)) * 1000, 3)
+                        for p in profiles
+                        for suffix, level in zip(("_low", "", "_high"), latency_range(p), strict=True)
+                    },
                     "dynamodb_items_read": counted.items_read,
                     "dynamodb_items_written": counted.items_written,
                     "dynamodb_calls": calls,
@@ -543,6 +556,7 @@ def _mix_profile(row: Row) -> RequestProfile:
         items_read=row["dynamodb_items_read"],
         items_written=row["dynamodb_items_written"],
         dynamodb_calls=row["dynamodb_calls"],
+        efs_rounds=rounds_of(row),
     )
 
 
@@ -583,6 +597,10 @@ def mix_summary(
         usd = cost_per_million(mix, memory_mb=memory_mb)  # One Zone is not priced: None
         for design in DESIGNS:
             latencies = [r[f"{design}_ms"] for r in members if f"{design}_ms" in r]
+            ends = {
+                end: [r[f"{design}_{end}_ms"] for r in members if f"{design}_{end}_ms" in r]
+                for end in ("low", "high")
+            }
             out.append(
                 {
                     "kind": kind,
@@ -591,6 +609,8 @@ def mix_summary(
                     "median_ms": statistics.median(latencies) if latencies else None,
                     "p95_ms": _percentile(latencies, 0.95) if latencies else None,
                     "p99_ms": _percentile(latencies, 0.99) if latencies else None,
+                    **{f"median_{e}_ms": statistics.median(v) if v else None for e, v in ends.items()},
+                    **{f"p99_{e}_ms": _percentile(v, 0.99) if v else None for e, v in ends.items()},
                     "mean_nfs_requests": None
                     if design == "dynamodb"
                     else statistics.fmean(r["nfs_requests"] for r in members),
