@@ -41,12 +41,13 @@ from efs_sqlite.experiments.queries import (
     MIX_WEIGHTS,
     benchmark_graph,
     graphql_request_ops,
+    latency_under,
     mix_capacity,
     mix_summary,
     query_mix,
 )
 from efs_sqlite.experiments.shards import run_workloads, workloads
-from efs_sqlite.experiments.tables import markdown_table, results_dir, write_csv, write_json
+from efs_sqlite.experiments.tables import markdown_table, ms_range, results_dir, write_csv, write_json
 from efs_sqlite.experiments.verdict import Verdict, verdict
 
 __all__ = [
@@ -73,10 +74,12 @@ __all__ = [
     "id_collisions",
     "id_forms",
     "latency_range",
+    "latency_under",
     "load_throughput",
     "markdown_table",
     "mix_capacity",
     "mix_summary",
+    "ms_range",
     "petrou_rows",
     "query_mix",
     "request_profile",

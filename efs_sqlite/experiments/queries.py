@@ -539,6 +539,12 @@ def query_mix(
     return rows
 
 
+def latency_under(row: Row, profile: LatencyProfile) -> float:
+    """A :func:`query_mix` row's latency in ms under another profile (a measured one, say):
+    its compute time plus its round trips at that profile's delays."""
+    return round(row["compute_ms"] + profile.rounds_s(dict(rounds_of(row))) * 1000, 3)
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
