@@ -27,10 +27,11 @@ from efs_sqlite.costs import (
     max_requests_per_second,
     monthly_storage_cost,
 )
-from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, Fault, LatencyProfile, Ops
+from efs_sqlite.efs_model import FAULT_KINDS, LOW_PROFILES, PROFILES, EFSModel, Fault, LatencyProfile, Ops
 from efs_sqlite.errors import (
     AwsError,
     BuildError,
+    CalibrationError,
     DataSetError,
     DeployError,
     EfsSqliteError,
@@ -47,6 +48,7 @@ from efs_sqlite.errors import (
 )
 from efs_sqlite.hooks import StoreHook, StoreOp
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Model, NodeType
+from efs_sqlite.nfs_client import LinuxNFS, WorstCase
 from efs_sqlite.store import (
     Ref,
     ShardStore,
@@ -87,6 +89,10 @@ _LAZY: dict[str, str] = {
     "load": "efs_sqlite.loader",
     "load_path": "efs_sqlite.loader",
     "validate_record": "efs_sqlite.loader",
+    "Calibration": "efs_sqlite.calibration",
+    "calibrate": "efs_sqlite.calibration",
+    "load_profile": "efs_sqlite.calibration",
+    "save_profile": "efs_sqlite.calibration",
     "aws": "efs_sqlite.aws",
     "experiments": "efs_sqlite.experiments",
 }
@@ -113,6 +119,7 @@ __all__ = [
     *_LAZY,
     "AwsError",
     "BuildError",
+    "CalibrationError",
     "DataSetError",
     "DeployError",
     "EfsSqliteError",
@@ -134,6 +141,7 @@ __all__ = [
     "FAULT_KINDS",
     "INSURANCE",
     "LAMBDA",
+    "LOW_PROFILES",
     "MAX_UID",
     "PROFILES",
     "TYPE_SHARD",
@@ -143,6 +151,7 @@ __all__ = [
     "Field",
     "Generator",
     "LatencyProfile",
+    "LinuxNFS",
     "Model",
     "NodeType",
     "Ops",
@@ -151,6 +160,7 @@ __all__ = [
     "ShardStore",
     "StoreHook",
     "StoreOp",
+    "WorstCase",
     "WriteBatch",
     "__version__",
     "check_id",
