@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -106,6 +110,50 @@ def test_a_one_row_delete_mode_commit_is_36_syscalls_and_19_requests(tmp_path, m
     ]
     assert sum(ops.nfs.values()) == 19
     assert ops.rounds == {"lock": 9, "getattr": 3, "read": 1, "write": 3, "state": 3}
+
+
+_STRACE_STORE = """
+import os, sys
+from efs_sqlite.store import ShardStore
+store = ShardStore(sys.argv[1])
+store.insert("claim_type_code", 1, "MOTOR")
+store.get("claim_type_code", 1)
+os.path.exists("/nfs-test-mark-" + "read")  # not in argv
+store.get("claim_type_code", 1)
+os.path.exists("/nfs-test-mark-" + "commit")  # not in argv
+store.put("claim_type_code", 2, "HOME")
+os.path.exists("/nfs-test-mark-" + "end")  # not in argv
+store.close()
+"""
+#: System calls that never reach the file system (fchown: os_unix.c gives a journal its
+#: database's owner only when running as root, which a Lambda is not).
+_LOCAL_SYSCALLS = {"getpid", "geteuid", "fchown"}
+
+
+def test_the_strace_sequences_are_8_and_36_system_calls(tmp_path):
+    """The store's own system calls, traced, are the sequences the two tests above translate."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    out = tmp_path / "trace.txt"
+    proc = subprocess.run(
+        ["strace", "-f", "-o", str(out), sys.executable, "-c", _STRACE_STORE, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"strace cannot trace here: {proc.stderr.strip()[:200]}")
+    trace = out.read_text()
+
+    def window(start: str, end: str) -> list[str]:
+        text = trace.split(f'"/nfs-test-mark-{start}"', 1)[1].split(f'"/nfs-test-mark-{end}"', 1)[0]
+        names = [re.match(r"\d+\s+(\w+)\(", line) for line in text.splitlines()[1:-1]]
+        return [m.group(1) for m in names if m is not None and m.group(1) not in _LOCAL_SYSCALLS]
+
+    read, commit = window("read", "commit"), window("commit", "end")
+    assert read == ["fcntl"] * 3 + ["stat", "pread64", "stat", "fstat", "fcntl"]
+    assert len(commit) == 36
+    assert commit.count("fcntl") == 9 and commit.count("pwrite64") == 10 and commit.count("fdatasync") == 4
+    assert commit.count("unlink") == 1 and commit.count("openat") == 2  # the journal and its folder
 
 
 def test_unstable_writes_add_a_commit_per_flush(tmp_path):
