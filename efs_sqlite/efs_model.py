@@ -472,6 +472,12 @@ class EFSModel(apsw.VFS):
             f"translation={self.translation.name!r})"
         )
 
+    def new_process(self) -> None:
+        """Start the NFS client afresh, as a new process (a cold Lambda) would: no cached
+        attributes, pages or names. Files already open keep their lock levels."""
+        with self._lock:
+            self.translation = self.translation.fresh()
+
     def close(self) -> None:
         """Unregister the VFS (connections already open keep working)."""
         self.unregister()

@@ -35,6 +35,7 @@ partial-page write to an uncached page can cause (SQLite writes whole pages).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
@@ -104,6 +105,10 @@ class Translation(Protocol):
 
     name: str
 
+    def fresh(self) -> Translation:
+        """The same translation for a new process: no cached state."""
+        ...
+
     def open(self, path: str, *, creates: bool, syncs_folder: bool) -> list[Request]: ...
     def close(self, path: str) -> list[Request]: ...
     def read(self, path: str, offset: int, amount: int, size: int) -> list[Request]: ...
@@ -131,6 +136,9 @@ class WorstCase:
     """
 
     name = "worst_case"
+
+    def fresh(self) -> WorstCase:
+        return self  # it keeps no state
 
     def open(self, path: str, *, creates: bool, syncs_folder: bool) -> list[Request]:
         if creates:
@@ -216,14 +224,18 @@ class LinuxNFS:
     unstable_writes: bool = False
     wsize: int = MiB
     name: str = "linux_nfs"
-    _files: dict[str, _File] = field(default_factory=dict, repr=False)
-    _missing: set[str] = field(default_factory=set, repr=False)  # the negative lookup cache
+    _files: dict[str, _File] = field(default_factory=dict, init=False, repr=False)
+    _missing: set[str] = field(default_factory=set, init=False, repr=False)  # negative lookup cache
 
     def __post_init__(self) -> None:
         if self.lookupcache not in ("all", "positive", "none"):
             raise ValueError(f"lookupcache must be 'all', 'positive' or 'none', not {self.lookupcache!r}")
         if self.wsize < PAGE:
             raise ValueError(f"wsize must be >= {PAGE}")
+
+    def fresh(self) -> LinuxNFS:
+        """The same mount options, empty caches (another process, a cold Lambda)."""
+        return dataclasses.replace(self)
 
     def _file(self, path: str) -> _File:
         return self._files.setdefault(path, _File())

@@ -233,6 +233,24 @@ def test_an_unlinked_name_is_known_missing_and_an_unknown_one_is_looked_up():
     assert [r.op for r in LinuxNFS(lookupcache="positive").access("x", exists=False) * 2] == ["LOOKUP"] * 2
 
 
+def test_a_new_process_starts_with_empty_caches(tmp_path, model):
+    store = warm_store(tmp_path, model)
+    warm = traced(model, lambda: store.get("claim_type_code", 1))
+    store.close()
+    model.new_process()
+    cold = ShardStore(tmp_path / "store", vfs=model.name)
+    first = traced(model, lambda: cold.get("claim_type_code", 1))  # the first read of a new Lambda
+    assert first.nfs["OPEN"] == 1 and first.nfs["LOOKUP"] == 2  # -journal and -wal: not known yet
+    again = traced(model, lambda: cold.get("claim_type_code", 1))
+    cold.close()
+    assert requests(again) == requests(warm)  # warm again once the names are known
+    fresh = LinuxNFS(lookupcache="none").fresh()
+    assert fresh.lookupcache == "none" and fresh.access("x", exists=False) == [
+        Request("LOOKUP", "metadata_read")
+    ]
+    assert WorstCase().fresh().name == "worst_case"
+
+
 def test_translations_are_named_and_bad_knobs_refused():
     assert isinstance(translation_named("worst_case"), WorstCase)
     nfs = LinuxNFS()

@@ -115,6 +115,7 @@ def measure(
         for i in range(repeats):
             if workload.cold:
                 store.close()
+                model.new_process()  # a new Lambda: the NFS client's caches start empty
                 store = fresh()
             start = time.perf_counter()
             with model.accounting() as ops:
