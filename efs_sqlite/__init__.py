@@ -28,11 +28,12 @@ from efs_sqlite.costs import (
     monthly_storage_cost,
 )
 from efs_sqlite.deadline import Deadline
-from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, Fault, LatencyProfile, Ops
+from efs_sqlite.efs_model import FAULT_KINDS, LOW_PROFILES, PROFILES, EFSModel, Fault, LatencyProfile, Ops
 from efs_sqlite.errors import *  # noqa: F403 (the whole error tree, as errors.__all__ lists it)
 from efs_sqlite.hooks import StoreHook, StoreOp
 from efs_sqlite.lock_quota import LockQuota
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Inverse, Model, NodeType
+from efs_sqlite.nfs_client import LinuxNFS, WorstCase
 from efs_sqlite.store import (
     Ref,
     ShardStore,
@@ -76,6 +77,10 @@ _LAZY: dict[str, str] = {
     "dump": "efs_sqlite.loader",
     "StoreBackend": "efs_sqlite.backend",
     "DynamoStore": "efs_sqlite.dynamodb",
+    "Calibration": "efs_sqlite.calibration",
+    "calibrate": "efs_sqlite.calibration",
+    "load_profile": "efs_sqlite.calibration",
+    "save_profile": "efs_sqlite.calibration",
     "aws": "efs_sqlite.aws",
     "experiments": "efs_sqlite.experiments",
 }
@@ -109,6 +114,7 @@ __all__ = [
     "FAULT_KINDS",
     "INSURANCE",
     "LAMBDA",
+    "LOW_PROFILES",
     "MAX_UID",
     "PROFILES",
     "TYPE_SHARD",
@@ -121,6 +127,7 @@ __all__ = [
     "Inverse",
     "LatencyProfile",
     "LockQuota",
+    "LinuxNFS",
     "Model",
     "NodeType",
     "Ops",
@@ -129,6 +136,7 @@ __all__ = [
     "ShardStore",
     "StoreHook",
     "StoreOp",
+    "WorstCase",
     "WriteBatch",
     "__version__",
     "check_id",

@@ -173,6 +173,9 @@ class RequestProfile:
     :meth:`from_ops`); ``compute_s``: the Lambda time that is not storage waiting. DynamoDB side:
     ``items_read``/``items_written`` field values of ``item_bytes`` each, fetched in
     ``dynamodb_calls`` sequential round trips (BatchGetItem takes at most 100 keys).
+    ``efs_rounds``: the round trips waited for by latency class (``Ops.rounds``; requests sent at
+    once count once), as ``(class, count)`` pairs; without them every request is waited for in
+    turn, each metadata one at the profile's ``metadata_s``.
     """
 
     metadata_read_ops: int = 0
@@ -186,10 +189,11 @@ class RequestProfile:
     items_written: int = 0
     item_bytes: int = 100
     dynamodb_calls: int = 1
+    efs_rounds: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if value < 0:
+            if name != "efs_rounds" and value < 0:
                 raise ValueError(f"{name} must be >= 0, not {value}")
         needed = math.ceil(self.items_read / DYNAMODB.batch_get_max)
         if self.dynamodb_calls < needed:
@@ -204,7 +208,8 @@ class RequestProfile:
         d = ops.as_dict() if isinstance(ops, Ops) else ops
         keys = ("metadata_read_ops", "metadata_write_ops", "data_read_ops", "data_read_bytes")
         keys += ("data_write_ops", "data_write_bytes")
-        return cls(**{k: d[k] for k in keys}, **dynamodb)
+        rounds = tuple(sorted(d.get("rounds", {}).items()))
+        return cls(**{k: d[k] for k in keys}, efs_rounds=rounds, **dynamodb)
 
     @property
     def metadata_ops(self) -> int:
@@ -212,6 +217,8 @@ class RequestProfile:
 
     def efs_latency_s(self, mode: str) -> float:
         """Modelled EFS wait of this request under ``mode``'s latency profile."""
+        if self.efs_rounds:
+            return PROFILES[mode].rounds_s(dict(self.efs_rounds))
         return PROFILES[mode].latency_s(self.metadata_ops, self.data_read_ops, self.data_write_ops)
 
 

@@ -9,8 +9,9 @@ with ``ShardStore(root, vfs=model.name)``; nothing else changes. It then
   ``access``, ``delete``, ``full_pathname``, ``file_control``, ``sector_size``,
   ``device_characteristics``), with bytes, per file (a shard, its ``-journal``, a super-journal
   ``-mj*``), inside an :meth:`EFSModel.accounting` scope;
-* **translates** each into the NFS requests a Linux client sends to EFS and classifies them as
-  EFS meters them: metadata (read or write), data read, data write (see *Per-operation model*);
+* **translates** each into the NFS requests a Linux client sends to EFS (``translation``: see
+  :mod:`efs_sqlite.nfs_client`) and classifies them as EFS meters them: metadata (read or
+  write), data read, data write (see *Per-operation model*);
 * **delays** each request by a latency profile (:data:`PROFILES`): the delay is always accounted
   (``ops.modelled_latency_s``) and, with ``sleep=True``, really slept (``ops.injected_s``) — a
   sleep releases the GIL, so threads overlap their waits as they would on the network;
@@ -28,13 +29,18 @@ with ``ShardStore(root, vfs=model.name)``; nothing else changes. It then
 [(0,)]
 >>> ops.counts["lock"], ops.counts["unlock"], ops.counts["open"]
 (1, 1, 0)
+>>> dict(ops.nfs)  # the lock's 3 fcntl() and the unlock's 1; the lock dropped the cached attributes
+{'LOCK': 3, 'GETATTR': 1, 'READ': 1, 'LOCKU': 1}
 >>> ops.metadata_ops, ops.data_read_ops, round(ops.modelled_latency_s, 4)
-(7, 1, 0.008)
+(5, 1, 0.006)
 >>> db.close(); model.close()
 
 Per-operation model
 -------------------
-One VFS call becomes ``requests`` NFS round trips of one EFS class:
+The default translation, ``"linux_nfs"``, follows the Linux NFSv4.1 client (its caches, write-back
+and the folder open after a new journal's first sync: :class:`~efs_sqlite.nfs_client.LinuxNFS`).
+``"worst_case"`` (:class:`~efs_sqlite.nfs_client.WorstCase`), the model's first accounting, kept as
+an upper bound, turns one VFS call into ``requests`` NFS round trips of one EFS class:
 
 =========================  ==============================  ==============  ========
 VFS call                   NFS request(s)                  EFS class       requests
@@ -57,18 +63,16 @@ controls, xSectorSize,
 xDeviceCharacteristics
 =========================  ==============================  ==============  ========
 
-Assumptions, each chosen to err towards more round trips, not fewer:
+The worst case's assumptions, each chosen to err towards more round trips, not fewer (the Linux
+translation drops the first three):
 
-* Every xRead reaches the server. SQLite's own page cache absorbs repeated page reads before they
-  reach the VFS; the kernel's NFS page cache would absorb the rest, but the Linux NFS client
-  drops it on every lock acquisition unless it holds a delegation, and EFS grants none — and a
-  read transaction always starts with a lock (docs/SOURCES.md#nfs-client,
-  docs/SOURCES.md#efs-limits). So the reads that reach the VFS are network reads.
-* Every xAccess/xFileSize/HAS_MOVED is a round trip: after a lock the client revalidates
-  attributes; negative-lookup caching might save a few ``-journal``/``-wal`` probes.
-* Each xWrite is its own synchronous WRITE at the published write latency. The Linux client
-  actually buffers writes and sends them (in parallel, possibly coalesced) at fsync or unlock, so
-  this is an upper bound on write latency and on the number of metered write requests.
+* Every xRead reaches the server, even a page the client has cached since the last lock.
+* Every xAccess/xFileSize/HAS_MOVED is a round trip, even a stat of a name known to be missing.
+* Each xWrite is its own synchronous WRITE at the published write latency, and each xSync a
+  COMMIT, an upper bound on write latency and on the number of metered write requests.
+
+Common to both:
+
 * A lock transition costs one LOCK/LOCKU round trip per ``fcntl()`` that os_unix.c makes for it
   (``unixLock``/``posixUnlock``): NONE→SHARED 3 (take PENDING, take SHARED, drop PENDING),
   SHARED→RESERVED 1, →EXCLUSIVE 2 (PENDING then EXCLUSIVE; 1 if PENDING is already held),
@@ -103,26 +107,31 @@ it would need a copy of every unsynced byte.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import apsw
+
+from efs_sqlite.nfs_client import LATENCY_CLASSES, Request, Translation, translation_named
 
 __all__ = [
     "EFS_CLASSES",
     "FAULT_KINDS",
+    "LOW_PROFILES",
     "PROFILES",
     "EFSFile",
     "EFSModel",
     "Fault",
     "LatencyProfile",
     "Ops",
+    "Traced",
 ]
 
 MS = 1e-3
@@ -138,8 +147,14 @@ ErrorKind = Literal["eio", "enolck", "estale"]
 class LatencyProfile:
     """Per-request delays of one EFS configuration, in seconds, with their source.
 
+    ``metadata_s`` prices every request without data; ``lock_s``, ``getattr_s``, ``commit_s`` and
+    ``state_s`` (OPEN, CLOSE, REMOVE, SETATTR) override it for their class
+    (:data:`~efs_sqlite.nfs_client.LATENCY_CLASSES`).
+
     >>> PROFILES["elastic"].latency_s(metadata_ops=8, data_read_ops=1, data_write_ops=0)
     0.009
+    >>> PROFILES["elastic"].rounds_s({"lock": 4, "getattr": 1, "read": 1, "write": 1})
+    0.0087
     """
 
     name: str
@@ -147,18 +162,44 @@ class LatencyProfile:
     read_s: float
     write_s: float
     source: str
+    lock_s: float | None = None
+    getattr_s: float | None = None
+    commit_s: float | None = None
+    state_s: float | None = None
+
+    def class_s(self, latency_class: str) -> float:
+        """The delay of one request of ``latency_class``."""
+        if latency_class == "read":
+            return self.read_s
+        if latency_class == "write":
+            return self.write_s
+        if latency_class not in LATENCY_CLASSES:
+            raise ValueError(f"unknown latency class {latency_class!r}; expected one of {LATENCY_CLASSES}")
+        own = getattr(self, f"{latency_class}_s")
+        return self.metadata_s if own is None else own
+
+    def rounds_s(self, rounds: Mapping[str, int]) -> float:
+        """Total delay of that many sequential round trips per latency class."""
+        return round(sum(n * self.class_s(c) for c, n in rounds.items()), 9)
 
     def latency_s(self, metadata_ops: int, data_read_ops: int, data_write_ops: int) -> float:
-        """Total delay of that many sequential round trips."""
+        """Total delay of that many sequential round trips, every metadata one at ``metadata_s``."""
         total = metadata_ops * self.metadata_s + data_read_ops * self.read_s + data_write_ops * self.write_s
         return round(total, 9)  # keep sums of 1e-3 steps printable
 
-    def delay_s(self, efs_class: str | None, requests: int) -> float:
-        """Delay of ``requests`` round trips of one EFS class."""
-        if efs_class is None or requests == 0:
-            return 0.0
-        per = {_MR: self.metadata_s, _MW: self.metadata_s, _DR: self.read_s, _DW: self.write_s}
-        return requests * per[efs_class]
+    def delay_s(self, requests: Sequence[Request]) -> float:
+        """How long a call waits for its requests (parallel ones overlap)."""
+        return sum(r.rounds * self.class_s(r.latency_class) for r in requests)
+
+    def scaled(self, factor: float, name: str, source: str) -> LatencyProfile:
+        """Every delay times ``factor``.
+
+        >>> PROFILES["elastic"].scaled(2, "x2", "test").class_s("write")
+        0.0054
+        """
+        per_class = {f"{c}_s": self.class_s(c) * factor for c in LATENCY_CLASSES}
+        per_class["metadata_s"] = self.metadata_s * factor
+        return dataclasses.replace(self, name=name, source=source, **per_class)
 
 
 _AWS_PERF = "AWS, Amazon EFS performance specifications (docs/SOURCES.md#efs-latency)"
@@ -167,7 +208,9 @@ _REGIONAL = (
     "A metadata request is a round trip without data: taken as the read latency."
 )
 
-#: Latency profiles by name. ``local`` adds nothing (the local disk's own time is in wall time).
+#: The typical latency profile of each EFS configuration, by name: AWS's stated figures. ``local``
+#: adds nothing (the local disk's own time is in wall time). :data:`LOW_PROFILES` holds the best
+#: cases; the high end is fitted to a measurement (:mod:`efs_sqlite.experiments.latency`).
 PROFILES: dict[str, LatencyProfile] = {
     "local": LatencyProfile("local", 0.0, 0.0, 0.0, "no network: nothing is added"),
     "elastic": LatencyProfile("elastic", 1 * MS, 1 * MS, 2.7 * MS, _REGIONAL),
@@ -184,21 +227,58 @@ PROFILES: dict[str, LatencyProfile] = {
 }
 
 
+_BEST_CASE = (
+    f"{_AWS_PERF}: the best case, reads 'as low as 250 µs' ('under optimal conditions'), taken for "
+    "every request without data too"
+)
+
+#: The best case of each configuration (named ``<name>-low``): AWS's lowest published figures.
+LOW_PROFILES: dict[str, LatencyProfile] = {
+    "local": dataclasses.replace(PROFILES["local"], name="local-low"),
+    **{
+        mode: LatencyProfile(
+            f"{mode}-low",
+            0.25 * MS,
+            0.25 * MS,
+            2.7 * MS,
+            f"{_BEST_CASE}; writes ~2.7 ms (no lower figure is published for Regional file systems)",
+        )
+        for mode in ("elastic", "bursting", "provisioned")
+    },
+    "one_zone": LatencyProfile(
+        "one_zone-low", 0.25 * MS, 0.25 * MS, 1.6 * MS, f"{_BEST_CASE}; writes 'as low as 1.6 ms'"
+    ),
+}
+
+
+class Traced(NamedTuple):
+    """One request of a traced scope: the VFS call that made it, on which file."""
+
+    call: str
+    file: str
+    request: Request
+
+
 @dataclass(eq=False)  # scopes are told apart by identity; compare as_dict() for equal counts
 class Ops:
     """Operation counts of one :meth:`EFSModel.accounting` scope.
 
-    ``counts``/``requests``: VFS calls / NFS requests by kind; ``bytes``: bytes read and written;
-    ``by_file``: kinds per file name (plus ``bytes_read``/``bytes_written``), super-journals as
-    ``<db>-mj*``, temp files as ``(temp)``. The ``*_ops`` fields count NFS requests by EFS class.
-    ``modelled_latency_s`` adds up every request's delay as if made one after another; requests
-    that several threads make at once overlap (a ``sleep=True`` model shows by how much).
-    ``injected_s`` is the delay actually slept (0 unless ``sleep=True``).
+    ``counts``/``requests``: VFS calls / NFS requests by kind of VFS call; ``nfs``: NFS requests by
+    operation (``READ``, ``LOCK``, ...); ``rounds``: the round trips waited for, by latency class
+    (requests sent at once count once); ``bytes``: bytes read and written by SQLite; ``by_file``:
+    kinds per file name (plus ``bytes_read``/``bytes_written``), super-journals as ``<db>-mj*``,
+    temp files as ``(temp)``. The ``*_ops`` fields count NFS requests by EFS class (what EFS
+    meters). ``modelled_latency_s`` adds up the rounds' delays as if made one after another;
+    requests that several threads make at once overlap (a ``sleep=True`` model shows by how much).
+    ``injected_s`` is the delay actually slept (0 unless ``sleep=True``). ``trace``: every request
+    in order, when the scope was opened with ``trace=True``.
     """
 
     profile: LatencyProfile
     counts: Counter[str] = field(default_factory=Counter)
     requests: Counter[str] = field(default_factory=Counter)
+    nfs: Counter[str] = field(default_factory=Counter)
+    rounds: Counter[str] = field(default_factory=Counter)
     bytes: Counter[str] = field(default_factory=Counter)
     by_file: dict[str, Counter[str]] = field(default_factory=dict)
     metadata_read_ops: int = 0
@@ -208,6 +288,7 @@ class Ops:
     data_write_ops: int = 0
     data_write_bytes: int = 0
     injected_s: float = 0.0
+    trace: list[Traced] | None = None
 
     @property
     def metadata_ops(self) -> int:
@@ -215,30 +296,34 @@ class Ops:
 
     @property
     def modelled_latency_s(self) -> float:
-        """Sum of the per-request delays under the model's profile."""
+        """Sum of the round trips' delays under the model's profile."""
         return self.latency_s(self.profile)
 
     def latency_s(self, profile: str | LatencyProfile) -> float:
-        """The same requests' delay under another profile (they do not depend on it)."""
+        """The same round trips' delay under another profile (they do not depend on it)."""
         p = PROFILES[profile] if isinstance(profile, str) else profile
-        return p.latency_s(self.metadata_ops, self.data_read_ops, self.data_write_ops)
+        return p.rounds_s(self.rounds)
 
-    def _add(self, kind: str, key: str, cls: str | None, requests: int, nbytes: int) -> None:
+    def _add(self, kind: str, key: str, nbytes: int, requests: Sequence[Request]) -> None:
         self.counts[kind] += 1
         per_file = self.by_file.setdefault(key, Counter())
         per_file[kind] += 1
-        if requests:
-            self.requests[kind] += requests
-        if cls == _MR:
-            self.metadata_read_ops += requests
-        elif cls == _MW:
-            self.metadata_write_ops += requests
-        elif cls == _DR:
-            self.data_read_ops += requests
-            self.data_read_bytes += nbytes
-        elif cls == _DW:
-            self.data_write_ops += requests
-            self.data_write_bytes += nbytes
+        for r in requests:
+            self.requests[kind] += r.count
+            self.nfs[r.op] += r.count
+            self.rounds[r.latency_class] += r.rounds
+            if r.efs_class == _MR:
+                self.metadata_read_ops += r.count
+            elif r.efs_class == _MW:
+                self.metadata_write_ops += r.count
+            elif r.efs_class == _DR:
+                self.data_read_ops += r.count
+                self.data_read_bytes += r.nbytes
+            else:
+                self.data_write_ops += r.count
+                self.data_write_bytes += r.nbytes
+            if self.trace is not None:
+                self.trace.append(Traced(kind, key, r))
         if kind in ("read", "write") and nbytes:
             self.bytes[kind] += nbytes
             per_file["bytes_read" if kind == "read" else "bytes_written"] += nbytes
@@ -249,6 +334,8 @@ class Ops:
             "profile": self.profile.name,
             "counts": dict(sorted(self.counts.items())),
             "requests": dict(sorted(self.requests.items())),
+            "nfs": dict(sorted(self.nfs.items())),
+            "rounds": dict(sorted(self.rounds.items())),
             "bytes": dict(sorted(self.bytes.items())),
             "by_file": {k: dict(sorted(v.items())) for k, v in sorted(self.by_file.items())},
             "metadata_ops": self.metadata_ops,
@@ -307,6 +394,7 @@ _ON_EFS = (
     | apsw.SQLITE_OPEN_SUPER_JOURNAL
     | apsw.SQLITE_OPEN_WAL
 )
+_SYNCS_FOLDER = apsw.SQLITE_OPEN_MAIN_JOURNAL | apsw.SQLITE_OPEN_SUPER_JOURNAL | apsw.SQLITE_OPEN_WAL
 _SUPER_JOURNAL = re.compile(r"-mj[0-9A-F]{6}9[0-9A-F]{2}$")
 _NONE, _SHARED, _RESERVED, _PENDING, _EXCLUSIVE = range(5)
 
@@ -347,11 +435,19 @@ class EFSModel(apsw.VFS):
 
     ``profile``: a key of :data:`PROFILES` or a :class:`LatencyProfile`. ``sleep=True`` really
     waits each request's delay (for concurrency benchmarks); otherwise delays are only accounted.
+    ``translation``: how VFS calls become NFS requests, ``"linux_nfs"`` (the Linux client, see
+    :mod:`efs_sqlite.nfs_client`), ``"worst_case"`` (a round trip for every call that could need
+    one) or a :class:`~efs_sqlite.nfs_client.Translation` (e.g. ``LinuxNFS(lookupcache="none")``).
     Registering a second model under the same name replaces the first; :meth:`close` unregisters.
     """
 
     def __init__(
-        self, name: str = "efs", profile: str | LatencyProfile = "local", *, sleep: bool = False
+        self,
+        name: str = "efs",
+        profile: str | LatencyProfile = "local",
+        *,
+        sleep: bool = False,
+        translation: str | Translation = "linux_nfs",
     ) -> None:
         if isinstance(profile, str):
             if profile not in PROFILES:
@@ -360,6 +456,7 @@ class EFSModel(apsw.VFS):
         self.name = name
         self.profile = profile
         self.sleep = sleep
+        self.translation = translation_named(translation)
         self._lock = threading.Lock()
         self._scopes: list[tuple[Ops, int | None]] = []
         self._faults: list[Fault] = []
@@ -370,7 +467,16 @@ class EFSModel(apsw.VFS):
         super().__init__(name, "")
 
     def __repr__(self) -> str:
-        return f"EFSModel({self.name!r}, profile={self.profile.name!r}, sleep={self.sleep})"
+        return (
+            f"EFSModel({self.name!r}, profile={self.profile.name!r}, sleep={self.sleep}, "
+            f"translation={self.translation.name!r})"
+        )
+
+    def new_process(self) -> None:
+        """Start the NFS client afresh, as a new process (a cold Lambda) would: no cached
+        attributes, pages or names. Files already open keep their lock levels."""
+        with self._lock:
+            self.translation = self.translation.fresh()
 
     def close(self) -> None:
         """Unregister the VFS (connections already open keep working)."""
@@ -385,12 +491,13 @@ class EFSModel(apsw.VFS):
     # -- accounting ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def accounting(self, *, current_thread: bool = False) -> Iterator[Ops]:
+    def accounting(self, *, current_thread: bool = False, trace: bool = False) -> Iterator[Ops]:
         """Count the operations done inside the block (in every thread, or only this one).
 
         Scopes nest and overlap freely: each sees every operation made while it is open.
+        ``trace=True`` also keeps every request in order (``ops.trace``).
         """
-        ops = Ops(self.profile)
+        ops = Ops(self.profile, trace=[] if trace else None)
         entry = (ops, threading.get_ident() if current_thread else None)
         with self._lock:
             self._scopes.append(entry)
@@ -460,18 +567,16 @@ class EFSModel(apsw.VFS):
         self,
         kind: str,
         path: str | None,
-        cls: str | None,
-        requests: int = 1,
+        translate: Callable[[Translation], list[Request]] | None,
         nbytes: int = 0,
         handle: EFSFile | None = None,
     ) -> None:
-        """Check faults and crash for one call, account it, and wait its delay if sleeping.
+        """Check faults and crash for one call, account its requests, wait their delay if sleeping.
 
-        Raises instead of returning when the call must fail; the caller then does nothing.
+        ``translate`` gives the call's NFS requests (``None``: a local call, no request). Raises
+        instead of returning when the call must fail; the caller then does nothing.
         """
         key = _file_key(path)
-        if cls is None:
-            requests = 0
         code = _IOERR.get(kind, apsw.SQLITE_IOERR)
         with self._lock:
             if self._crash_at is not None and not self.crashed:
@@ -492,10 +597,11 @@ class EFSModel(apsw.VFS):
                     "call recover() and open a new connection",
                 )
             fault = self._fire(kind, key)
-            delay = self.profile.delay_s(cls, requests)
+            requests = translate(self.translation) if translate is not None else []
+            delay = self.profile.delay_s(requests)
             for ops, thread in self._scopes:
                 if thread is None or thread == threading.get_ident():
-                    ops._add(kind, key, cls, requests, nbytes)
+                    ops._add(kind, key, nbytes, requests)
                     if self.sleep:
                         ops.injected_s += delay
         if fault is not None:
@@ -529,11 +635,12 @@ class EFSModel(apsw.VFS):
         return EFSFile(self, name, flags)
 
     def xAccess(self, pathname: str, flags: int) -> bool:
-        self._op("access", pathname, _MR)
+        exists = os.path.exists(pathname)  # the answer the server gives (a local stat, not counted)
+        self._op("access", pathname, lambda t: t.access(pathname, exists=exists))
         return super().xAccess(pathname, flags)
 
     def xDelete(self, filename: str, syncdir: bool) -> None:
-        self._op("delete", filename, _MW)
+        self._op("delete", filename, lambda t: t.delete(filename))
         super().xDelete(filename, syncdir)
 
     def xFullPathname(self, name: str) -> str:
@@ -554,44 +661,52 @@ class EFSFile(apsw.VFSFile):
         creates = self.path is None or (
             bool(flags[0] & apsw.SQLITE_OPEN_CREATE) and not os.path.exists(self.path)
         )
-        # os_unix.c stats the database before creating a journal, to copy its permissions.
-        self._op("open", *((_MW, 2) if creates else (_MR, 1)), handle=False)
+        # os_unix.c fsyncs the folder at the first sync of a journal it created.
+        syncs_folder = bool(flags[0] & _SYNCS_FOLDER)
+        self._op("open", lambda t, p: t.open(p, creates=creates, syncs_folder=syncs_folder), handle=False)
         super().__init__("", name, flags)
 
     def _op(
-        self, kind: str, cls: str | None, requests: int = 1, nbytes: int = 0, handle: bool = True
+        self,
+        kind: str,
+        translate: Callable[[Translation, str], list[Request]] | None,
+        nbytes: int = 0,
+        handle: bool = True,
     ) -> None:
+        path = self.path
+        on_efs = self.on_efs and translate is not None and path is not None
         self.model._op(
             kind,
-            self.path,
-            cls if self.on_efs else None,
-            requests,
+            path,
+            (lambda t: translate(t, path)) if on_efs else None,  # type: ignore[misc, arg-type]
             nbytes,
             self if handle else None,
         )
 
     def xRead(self, amount: int, offset: int) -> bytes:
-        self._op("read", _DR, nbytes=amount)
+        self._op("read", lambda t, p: t.read(p, offset, amount, os.path.getsize(p)), nbytes=amount)
         return super().xRead(amount, offset)
 
     def xWrite(self, data: Any, offset: int) -> None:
-        self._op("write", _DW, nbytes=len(data))
+        size = len(data)
+        self._op("write", lambda t, p: t.write(p, offset, size), nbytes=size)
         super().xWrite(data, offset)
 
     def xSync(self, flags: int) -> None:
-        self._op("sync", _MW)
+        self._op("sync", lambda t, p: t.sync(p))
         super().xSync(flags)
 
     def xTruncate(self, newsize: int) -> None:
-        self._op("truncate", _MW)
+        self._op("truncate", lambda t, p: t.truncate(p, newsize))
         super().xTruncate(newsize)
 
     def xFileSize(self) -> int:
-        self._op("file_size", _MR)
+        self._op("file_size", lambda t, p: t.file_size(p))
         return super().xFileSize()
 
     def xLock(self, level: int) -> None:
-        self._op("lock", _MR, _lock_requests(self.level, level))
+        calls = _lock_requests(self.level, level)
+        self._op("lock", lambda t, p: t.lock(p, calls))
         try:
             super().xLock(level)
         except apsw.BusyError:
@@ -602,17 +717,18 @@ class EFSFile(apsw.VFSFile):
         self.level = max(self.level, level)
 
     def xUnlock(self, level: int) -> None:
-        self._op("unlock", _MR, _unlock_requests(self.level, level))
+        calls = _unlock_requests(self.level, level)
+        self._op("unlock", lambda t, p: t.unlock(p, calls))
         super().xUnlock(level)
         self.level = min(self.level, level)
 
     def xCheckReservedLock(self) -> bool:
-        self._op("check_reserved", _MR)
+        self._op("check_reserved", lambda t, p: t.check_reserved(p))
         return super().xCheckReservedLock()
 
     def xFileControl(self, op: int, ptr: int) -> bool:
         if op == apsw.SQLITE_FCNTL_HAS_MOVED:  # os_unix.c answers it with a stat() of the path
-            self._op("has_moved", _MR)
+            self._op("has_moved", lambda t, p: t.has_moved(p))
         else:
             self._op("file_control", None)
         return super().xFileControl(op, ptr)
@@ -627,6 +743,6 @@ class EFSFile(apsw.VFSFile):
 
     def xClose(self) -> None:
         try:
-            self._op("close", _MR)
+            self._op("close", lambda t, p: t.close(p))
         finally:  # the handle goes away even when closing it fails
             super().xClose()

@@ -19,6 +19,7 @@ Each class also derives from the built-in exception a caller would expect (a bad
     ├── DataSetError         (ValueError)    a data set on disk that cannot be read as written
     ├── RecordError          (ValueError)    a record to load that does not fit the model
     ├── LoadError            (RuntimeError)  a load stopped; says where
+    ├── CalibrationError     (RuntimeError)  no NFS mount to calibrate on, or a refused calibration
     └── AwsError             (RuntimeError)  building, verifying or deploying on AWS
         ├── BuildError                       the Lambda zip cannot be built
         ├── VerifyError                      a handler fails from the unpacked zip
@@ -38,6 +39,7 @@ from typing import Any
 __all__ = [
     "AwsError",
     "BuildError",
+    "CalibrationError",
     "DataSetError",
     "DeadlineExceeded",
     "DeployError",
@@ -162,6 +164,10 @@ class LoadError(EfsSqliteError, RuntimeError):
     def __init__(self, shard: Any, index: int, uid: Any, reason: str) -> None:
         super().__init__(f"shard {str(shard)[:80]!r}, record #{index} (uid {str(uid)[:40]}): {reason}")
         self.shard, self.index, self.uid, self.reason = shard, index, uid, reason
+
+
+class CalibrationError(EfsSqliteError, RuntimeError):
+    """A calibration could not run: the folder is on no NFS mount, or the loader refused it."""
 
 
 class AwsError(EfsSqliteError, RuntimeError):

@@ -23,7 +23,9 @@ _names = (f"efs-test-{i}" for i in itertools.count())
 
 @pytest.fixture
 def model():
-    with EFSModel(next(_names), profile="elastic") as m:
+    # Today's counts are pinned on the worst-case translation; tests/test_nfs_client.py pins the
+    # Linux client's.
+    with EFSModel(next(_names), profile="elastic", translation="worst_case") as m:
         yield m
 
 
@@ -268,7 +270,7 @@ def test_modelled_latency_is_the_requests_times_the_profile(store, model):
 
 def test_sleeping_model_injects_exactly_the_accounted_delay(tmp_path):
     custom = LatencyProfile("test", metadata_s=0.0002, read_s=0.0003, write_s=0.0005, source="test")
-    with EFSModel(next(_names), profile=custom, sleep=True) as m:
+    with EFSModel(next(_names), profile=custom, sleep=True, translation="worst_case") as m:
         db = connect(make_db(tmp_path / "s.sqlite"), m)
         with m.accounting() as ops:
             db.execute("INSERT INTO t VALUES (9, 'x')")

@@ -83,7 +83,9 @@ def test_load_throughput_refuses_bad_arguments(dataset: tuple[Path, dict]) -> No
 
 
 def test_query_mix_rows_add_up(store_copy: Path) -> None:
-    rows = query_mix(store_copy, requests=80, seed=5, profiles=["elastic", "one_zone"])
+    rows = query_mix(
+        store_copy, requests=80, seed=5, profiles=["elastic", "one_zone"], translation="worst_case"
+    )
     assert len(rows) == 80 and {r["kind"] for r in rows} <= set(MIX_DOCUMENTS)
     elastic, one_zone = PROFILES["elastic"], PROFILES["one_zone"]
     for r in rows:

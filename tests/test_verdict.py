@@ -27,7 +27,8 @@ def mix(tmp_path_factory: pytest.TempPathFactory) -> Mix:
     with ShardStore(root) as store:
         load_path(store, data, progress=False)
         stored_bytes = store.stats(integrity=False)["total_bytes"]
-    return query_mix(root, requests=150, seed=1), stored_bytes
+    # Its verdicts are pinned on the worst-case translation (the Linux client's makes EFS faster).
+    return query_mix(root, requests=150, seed=1, translation="worst_case"), stored_bytes
 
 
 def decide(

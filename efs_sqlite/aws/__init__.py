@@ -12,7 +12,7 @@ the runtime modules: the zip carries them as files. One module per stage and per
 - :mod:`~efs_sqlite.aws.network`, :mod:`~efs_sqlite.aws.efs`, :mod:`~efs_sqlite.aws.iam`,
   :mod:`~efs_sqlite.aws.functions`: one AWS service each
 - :mod:`~efs_sqlite.aws.stack`: :func:`deploy`, :func:`teardown`, :func:`find_stack`
-- :mod:`~efs_sqlite.aws.invoke`: :func:`remote_load` and :func:`signed_query`
+- :mod:`~efs_sqlite.aws.invoke`: :func:`remote_load`, :func:`remote_calibrate` and :func:`signed_query`
 - :mod:`~efs_sqlite.aws.loader_protocol`: the loader's event and answer
 - :mod:`~efs_sqlite.aws.fakes`: a moto server, Lambda's event and context, a fresh handler import
 
@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from efs_sqlite.aws.calls import TAG_KEY, Call
     from efs_sqlite.aws.config import Stack, StackConfig
     from efs_sqlite.aws.fakes import function_url_event, moto_server
-    from efs_sqlite.aws.invoke import LoadEvent, LoadSummary, load_events, remote_load, signed_query
+    from efs_sqlite.aws.invoke import (
+        LoadEvent,
+        LoadSummary,
+        load_events,
+        remote_calibrate,
+        remote_load,
+        signed_query,
+    )
     from efs_sqlite.aws.stack import deploy, find_stack, teardown
     from efs_sqlite.aws.target import MAX_EVENT_BYTES, MAX_ZIP_BYTES, RUNTIME
     from efs_sqlite.aws.verify import HandlerCheck, Verification, find_python, verify_zip
@@ -54,6 +61,7 @@ _LAZY = {
     "LoadEvent": "invoke",
     "LoadSummary": "invoke",
     "load_events": "invoke",
+    "remote_calibrate": "invoke",
     "remote_load": "invoke",
     "signed_query": "invoke",
     "deploy": "stack",
@@ -93,6 +101,7 @@ __all__ = [
     "function_url_event",
     "load_events",
     "moto_server",
+    "remote_calibrate",
     "remote_load",
     "runtime_requirements",
     "signed_query",

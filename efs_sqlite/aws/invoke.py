@@ -1,5 +1,5 @@
-"""Talk to a deployed stack: load records through the loader function, query the GraphQL
-Function URL with SigV4-signed requests.
+"""Talk to a deployed stack: load records through the loader function, calibrate the EFS model on
+its mount, query the GraphQL Function URL with SigV4-signed requests.
 
 >>> events = list(load_events([("claim_type_code", 1, "AUTO"), ("claim_type_code", 2, "HOME")]))
 >>> [(e.count, json.loads(e.payload)["records"][1]) for e in events]
@@ -23,9 +23,9 @@ from botocore.awsrequest import AWSRequest
 from efs_sqlite.aws import loader_protocol
 from efs_sqlite.aws.config import Stack
 from efs_sqlite.aws.target import MAX_EVENT_BYTES
-from efs_sqlite.errors import AwsError, RemoteLoadError
+from efs_sqlite.errors import AwsError, CalibrationError, RemoteLoadError
 
-__all__ = ["LoadEvent", "LoadSummary", "load_events", "remote_load", "signed_query"]
+__all__ = ["LoadEvent", "LoadSummary", "load_events", "remote_calibrate", "remote_load", "signed_query"]
 
 
 class LoadEvent(NamedTuple):
@@ -118,6 +118,32 @@ def remote_load(
             sent += event.count
             bar.update(event.count)
     return LoadSummary(records=sent, invocations=len(responses), responses=tuple(responses))
+
+
+def remote_calibrate(
+    stack: Stack, *, rounds: int = 20, session: boto3.Session | None = None, client: Any = None
+) -> dict[str, Any]:
+    """Run the calibration workload in the stack's loader function, on its EFS mount.
+
+    Returns the loader's answer (see :mod:`~efs_sqlite.aws.loader_protocol`): the
+    ``/proc/self/mountstats`` deltas per NFS operation, which
+    ``efs_sqlite.calibration.Calibration.from_answer(answer).profile()`` turns into a latency
+    profile. Raises :class:`CalibrationError` if the function fails or refuses.
+    """
+    if client is None:
+        client = (session or boto3.Session()).client("lambda", region_name=stack.region)
+    reply = client.invoke(
+        FunctionName=stack.loader_function,
+        InvocationType="RequestResponse",
+        Payload=loader_protocol.calibration_event(rounds),
+    )
+    body = reply["Payload"].read()
+    if reply.get("FunctionError"):
+        raise CalibrationError(f"the loader failed: {body[:2000].decode(errors='replace')}")
+    try:
+        return loader_protocol.read_calibration(body)
+    except ValueError as error:
+        raise CalibrationError(str(error)) from None
 
 
 def signed_query(

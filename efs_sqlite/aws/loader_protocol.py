@@ -7,10 +7,17 @@ or ``{"ok": false, "error": "...", ...}`` (a rejected batch lists its bad record
 ``invalid``, each ``{"index": i, "error": "..."}``, and nothing of it was written). Only the
 standard library is imported: the loader imports this module on Lambda.
 
+The calibration event is ``{"action": "calibrate", "rounds": n}``; its answer
+``{"ok": true, "mount": str, "rounds": n, "seconds": s, "ops": {OP: [ops, trans, timeouts,
+bytes_sent, bytes_recv, queue_ms, rtt_ms, execute_ms, errors]}, "fields": [...]}``: the
+``/proc/self/mountstats`` deltas of the EFS mount over the calibration workload.
+
 >>> json.loads(event_payload([encode_record(0, ("claim_type_code", 7, "AUTO"))]))
 {'action': 'load', 'records': [{'shard': 'claim_type_code', 'uid': 7, 'value': 'AUTO'}]}
 >>> read_answer(json.dumps(loaded(1, 0, {"claim_type_code": 1}, 0.01)).encode(), count=1, first=0)["ok"]
 True
+>>> calibration_event(5)
+b'{"action": "calibrate", "rounds": 5}'
 """
 
 from __future__ import annotations
@@ -21,18 +28,22 @@ from typing import Any
 
 __all__ = [
     "ACTION",
+    "CALIBRATE",
     "EVENT_OVERHEAD",
     "MAX_RECORDS",
     "RECORDS",
     "Answer",
+    "calibration_event",
     "encode_record",
     "event_payload",
     "loaded",
     "read_answer",
+    "read_calibration",
     "refusal",
 ]
 
 ACTION = "load"
+CALIBRATE = "calibrate"
 RECORDS = "records"
 #: More records than this in one event are refused (Lambda's 6 MB payload holds ~60k small ones).
 MAX_RECORDS = 50_000
@@ -108,4 +119,26 @@ def read_answer(body: bytes, count: int, first: int) -> Answer:
         raise ValueError(f"the loader refused it: {answer.get('error')}{invalid}")
     if not isinstance(answer, dict) or (answer.get("ok"), answer.get("loaded")) != (True, count):
         raise ValueError(f"expected {{'ok': true, 'loaded': {count}}}, got {body[:2000]!r}")
+    return answer
+
+
+def calibration_event(rounds: int) -> bytes:
+    """The event that runs ``rounds`` calibration rounds on the loader's mount."""
+    return json.dumps({"action": CALIBRATE, "rounds": rounds}).encode()
+
+
+def read_calibration(body: bytes) -> Answer:
+    """The loader's answer to a calibration event; ValueError saying why unless it ran."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and answer.get("ok") is False:
+        raise ValueError(f"the loader refused it: {answer.get('error')}")
+    if (
+        not isinstance(answer, dict)
+        or answer.get("ok") is not True
+        or not isinstance(answer.get("ops"), dict)
+    ):
+        raise ValueError(f"expected {{'ok': true, 'ops': {{...}}}}, got {body[:2000]!r}")
     return answer

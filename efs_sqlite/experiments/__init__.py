@@ -5,6 +5,9 @@ One module per notebook, plus the shared parts:
 * :mod:`~efs_sqlite.experiments.tables` — results files and tables (every notebook);
 * :mod:`~efs_sqlite.experiments.ids` — notebook 01: id collisions, id forms, the rowid's cost;
 * :mod:`~efs_sqlite.experiments.measure` — a workload measured through the EFS model, and its row;
+* :mod:`~efs_sqlite.experiments.petrou` — Petrou's Lambda + EFS measurement, his workload in the model;
+* :mod:`~efs_sqlite.experiments.latency` — each EFS mode's low, typical and high profiles (high fitted
+  to Petrou's measurement);
 * :mod:`~efs_sqlite.experiments.shards` — notebook 02: the store's operations by journal mode;
 * :mod:`~efs_sqlite.experiments.deploy` — notebook 03: the GraphQL server run locally;
 * :mod:`~efs_sqlite.experiments.loading` — notebook 04: load checks and loader throughput;
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from efs_sqlite.experiments.deploy import LocalServer, serve_local
 from efs_sqlite.experiments.ids import ID_SCHEMES, KEY_FORMS, id_collisions, id_forms, rowid_benchmark
+from efs_sqlite.experiments.latency import LEVELS, LatencyRange, latency_range, petrou_rows
 from efs_sqlite.experiments.loading import check_load, load_throughput
 from efs_sqlite.experiments.measure import (
     COST_KEYS,
@@ -28,6 +32,7 @@ from efs_sqlite.experiments.measure import (
     Workload,
     request_profile,
 )
+from efs_sqlite.experiments.petrou import PETROU
 from efs_sqlite.experiments.queries import (
     BENCHMARK_QUERY,
     DESIGNS,
@@ -36,12 +41,13 @@ from efs_sqlite.experiments.queries import (
     MIX_WEIGHTS,
     benchmark_graph,
     graphql_request_ops,
+    latency_under,
     mix_capacity,
     mix_summary,
     query_mix,
 )
 from efs_sqlite.experiments.shards import run_workloads, workloads
-from efs_sqlite.experiments.tables import markdown_table, results_dir, write_csv, write_json
+from efs_sqlite.experiments.tables import markdown_table, ms_range, results_dir, write_csv, write_json
 from efs_sqlite.experiments.verdict import Verdict, verdict
 
 __all__ = [
@@ -50,12 +56,15 @@ __all__ = [
     "DESIGNS",
     "ID_SCHEMES",
     "KEY_FORMS",
+    "LEVELS",
     "LOCKING",
     "MIX_DOCUMENTS",
     "MIX_DYNAMODB_ROUNDS",
     "MIX_WEIGHTS",
     "OP_KINDS",
+    "PETROU",
     "WORKLOAD_JOURNAL_MODES",
+    "LatencyRange",
     "LocalServer",
     "Verdict",
     "Workload",
@@ -64,10 +73,14 @@ __all__ = [
     "graphql_request_ops",
     "id_collisions",
     "id_forms",
+    "latency_range",
+    "latency_under",
     "load_throughput",
     "markdown_table",
     "mix_capacity",
     "mix_summary",
+    "ms_range",
+    "petrou_rows",
     "query_mix",
     "request_profile",
     "results_dir",

@@ -18,6 +18,7 @@ from efs_sqlite.efs_model import PROFILES, EFSModel, Ops
 from efs_sqlite.experiments.tables import Row
 from efs_sqlite.loader import load
 from efs_sqlite.model import INSURANCE, Model
+from efs_sqlite.nfs_client import LATENCY_CLASSES
 from efs_sqlite.store import ShardStore
 
 
@@ -76,10 +77,10 @@ def load_throughput(
     unknown = [p for p in profiles if p not in PROFILES]
     if unknown:
         raise ValueError(f"unknown profiles {unknown}; expected some of {list(PROFILES)}")
-    groups: dict[tuple[float, float, float], list[str]] = {}
+    groups: dict[tuple[float, ...], list[str]] = {}
     for name in profiles:
         p = PROFILES[name]
-        groups.setdefault((p.metadata_s, p.read_s, p.write_s), []).append(name)
+        groups.setdefault(tuple(p.class_s(c) for c in LATENCY_CLASSES), []).append(name)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="load-throughput-", dir=root) as base:
         for names in groups.values():

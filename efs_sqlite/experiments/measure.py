@@ -24,7 +24,9 @@ import apsw
 
 from efs_sqlite.costs import RequestProfile, cost_per_million, dynamodb_cost
 from efs_sqlite.efs_model import FAULT_KINDS, PROFILES, EFSModel, Ops
+from efs_sqlite.experiments.latency import range_ms
 from efs_sqlite.experiments.tables import Row
+from efs_sqlite.nfs_client import LATENCY_CLASSES
 from efs_sqlite.store import ShardStore
 
 #: Journal modes the workloads run under (WAL cannot work on EFS: the store refuses it there).
@@ -109,9 +111,11 @@ def measure(
         if not workload.cold and locking == "exclusive":
             _hold_locks(model.name)
             step(store, -1)  # takes the locks it then keeps
+            step(store, -1)  # no lock drops the client's cache now: it fills once more
         for i in range(repeats):
             if workload.cold:
                 store.close()
+                model.new_process()  # a new Lambda: the NFS client's caches start empty
                 store = fresh()
             start = time.perf_counter()
             with model.accounting() as ops:
@@ -171,11 +175,15 @@ def check_choices(
 
 
 @contextlib.contextmanager
-def workspace(root: str | Path | None, prefix: str) -> Iterator[tuple[Path, EFSModel]]:
-    """The folder for the cases (``root``, or a temporary one) and a fresh EFS model."""
+def workspace(
+    root: str | Path | None, prefix: str, translation: str = "linux_nfs"
+) -> Iterator[tuple[Path, EFSModel]]:
+    """The folder for the cases (``root``, or a temporary one) and a fresh EFS model that
+    translates VFS calls by ``translation`` (see :class:`~efs_sqlite.efs_model.EFSModel`)."""
     with contextlib.ExitStack() as stack:
         base = Path(root) if root is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        yield base, stack.enter_context(EFSModel(f"{prefix}-{uuid.uuid4().hex[:12]}"))
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        yield base, stack.enter_context(EFSModel(name, translation=translation))
 
 
 def case_columns(workload: str, journal_mode: str, locking: str, cold: bool, repeats: int) -> Row:
@@ -208,7 +216,13 @@ def ops_columns(ops: Ops) -> Row:
         "data_write_ops": ops.data_write_ops,
         "data_read_bytes": ops.data_read_bytes,
         "data_write_bytes": ops.data_write_bytes,
+        **{f"rounds_{c}": ops.rounds[c] for c in LATENCY_CLASSES},
     }
+
+
+def rounds_of(row: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The round trips by latency class of a row with :func:`ops_columns` (``RequestProfile.efs_rounds``)."""
+    return tuple((c, row[f"rounds_{c}"]) for c in LATENCY_CLASSES if row.get(f"rounds_{c}"))
 
 
 def case_rows(
@@ -240,6 +254,7 @@ def case_rows(
             **case,
             "profile": p,
             "latency_ms": milliseconds(ops.latency_s(p)),
+            **range_ms(ops, p),
             **(per_profile(p) if per_profile is not None else {}),
             **tail,
         }

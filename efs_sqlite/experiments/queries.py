@@ -34,7 +34,8 @@ from typing import Any
 from graphql_relay import offset_to_cursor
 
 from efs_sqlite.costs import DYNAMODB, RequestProfile, cost_per_million, max_requests_per_second
-from efs_sqlite.efs_model import PROFILES, EFSModel, Ops
+from efs_sqlite.efs_model import PROFILES, EFSModel, LatencyProfile, Ops
+from efs_sqlite.experiments.latency import latency_range
 from efs_sqlite.experiments.measure import (
     Workload,
     case_columns,
@@ -43,6 +44,7 @@ from efs_sqlite.experiments.measure import (
     measure,
     milliseconds,
     ops_columns,
+    rounds_of,
     workspace,
 )
 from efs_sqlite.experiments.tables import Row
@@ -203,7 +205,7 @@ class _Tracer:
             self.reads.append(read)
 
 
-def _critical_path(total: Ops, reads: Sequence[_Read], profile: str) -> tuple[float, int]:
+def _critical_path(total: Ops, reads: Sequence[_Read], profile: str | LatencyProfile) -> tuple[float, int]:
     """Modelled latency, and rounds, if each read started as soon as the reads it needs ended.
 
     Reads that do not need each other overlap; a chain of reads that do is the critical path.
@@ -212,7 +214,7 @@ def _critical_path(total: Ops, reads: Sequence[_Read], profile: str) -> tuple[fl
     one after another. The reads are taken in the order they started, whatever the order of
     ``reads`` (several threads append to it).
     """
-    p = PROFILES[profile]
+    p = PROFILES[profile] if isinstance(profile, str) else profile
     ordered = sorted(reads, key=lambda r: r.start)
     finish: list[float] = []
     depth: list[int] = []
@@ -221,12 +223,8 @@ def _critical_path(total: Ops, reads: Sequence[_Read], profile: str) -> tuple[fl
         needed = [i for i in range(j) if read.needs(ordered[i])]
         finish.append(max((finish[i] for i in needed), default=0.0) + read.ops.latency_s(p))
         depth.append(read.data + max((depth[i] for i in needed), default=0))
-    counted = [r.ops for r in reads if r.ops is not None]
-    rest = p.latency_s(
-        total.metadata_ops - sum(o.metadata_ops for o in counted),
-        total.data_read_ops - sum(o.data_read_ops for o in counted),
-        total.data_write_ops - sum(o.data_write_ops for o in counted),
-    )
+    outside = total.rounds - sum((r.ops.rounds for r in reads if r.ops is not None), Counter())
+    rest = p.rounds_s(outside)
     return max(finish, default=0.0) + rest, max(depth, default=0)
 
 
@@ -242,6 +240,7 @@ def graphql_request_ops(
     repeats: int = 3,
     dynamodb: Mapping[str, int] | None = None,
     name: str = "graphql",
+    translation: str = "linux_nfs",
 ) -> list[Row]:
     """Run a GraphQL query against a store opened through the EFS model; one row per
     (journal_mode, cold, profile), with the columns of :func:`run_workloads` and:
@@ -261,7 +260,8 @@ def graphql_request_ops(
     one on the same API and store; a cold one is the first request of a new store and API. The
     measured runs must make identical operations. The DynamoDB equivalent is, unless
     ``dynamodb`` says otherwise, one item per value and per list read, in one BatchGetItem call
-    per round. A request that answers with errors raises RuntimeError.
+    per round. A request that answers with errors raises RuntimeError. ``translation``: as for
+    :func:`~efs_sqlite.experiments.shards.run_workloads`.
     """
     check_choices(journal_modes, profiles, repeats)
     apis: weakref.WeakKeyDictionary[ShardStore, GraphQLAPI] = weakref.WeakKeyDictionary()
@@ -305,7 +305,9 @@ def graphql_request_ops(
                 if api is not None:
                     api.close()
         last = tracers[stores[-1]]  # its reads are those of the last measured run (all runs are alike)
-        parallel = {p: _critical_path(ops, last.reads, p)[0] for p in profiles}
+        parallel = {
+            p: [_critical_path(ops, last.reads, level)[0] for level in latency_range(p)] for p in profiles
+        }
         rounds = _critical_path(ops, last.reads, "local")[1]
         equivalent = dynamodb or {
             "items_read": last.items,
@@ -317,11 +319,16 @@ def graphql_request_ops(
             profiles,
             equivalent,
             False,
-            per_profile=lambda p: {"latency_parallel_ms": milliseconds(parallel[p]), "rounds": rounds},
+            per_profile=lambda p: {
+                "latency_parallel_ms": milliseconds(parallel[p][1]),
+                "latency_parallel_low_ms": milliseconds(parallel[p][0]),
+                "latency_parallel_high_ms": milliseconds(parallel[p][2]),
+                "rounds": rounds,
+            },
             extra={"dynamodb_items_read": equivalent.get("items_read", 0)},
         )
 
-    with workspace(root, "efs-graphql") as (base, model):
+    with workspace(root, "efs-graphql", translation) as (base, model):
         return [
             row
             for journal_mode, is_cold in itertools.product(journal_modes, cold)
@@ -447,6 +454,7 @@ def query_mix(
     seed: int = 0,
     profiles: Sequence[str] = ("elastic", "bursting", "provisioned", "one_zone"),
     journal_mode: str = "delete",
+    translation: str = "linux_nfs",
 ) -> list[Row]:
     """Run a mix of GraphQL requests (:data:`MIX_DOCUMENTS`) against the loaded store at ``root``.
 
@@ -465,7 +473,8 @@ def query_mix(
     modelled waits of those requests under each of ``profiles``), the DynamoDB equivalent
     (``dynamodb_items_read``, ``dynamodb_items_written`` as counted on the same request,
     ``dynamodb_calls`` from :data:`MIX_DYNAMODB_ROUNDS`) and ``dynamodb_ms`` (``compute_ms``
-    plus one ~10 ms round trip per call).
+    plus one ~10 ms round trip per call). ``translation``: as for
+    :func:`~efs_sqlite.experiments.shards.run_workloads`.
     """
     weights = dict(MIX_WEIGHTS if weights is None else weights)
     unknown = set(weights) - set(MIX_DOCUMENTS)
@@ -500,7 +509,7 @@ def query_mix(
     rows = []
     counted = _ItemCounter()
     with (
-        EFSModel(f"query-mix-{uuid.uuid4().hex[:12]}") as model,
+        EFSModel(f"query-mix-{uuid.uuid4().hex[:12]}", translation=translation) as model,
         ShardStore(root, journal_mode=journal_mode, vfs=model.name, create=False, hook=counted) as store,
     ):
         api = GraphQLAPI(store, parallel_reads=False)  # one thread: _ItemCounter counts unlocked
@@ -518,7 +527,11 @@ def query_mix(
                     "local_ms": round(local[i] * 1000, 3),
                     "compute_ms": round(compute[i] * 1000, 3),
                     **ops_columns(ops),
-                    **{f"efs_{p}_ms": round((compute[i] + ops.latency_s(p)) * 1000, 3) for p in profiles},
+                    **{
+                        f"efs_{p}{suffix}_ms": round((compute[i] + ops.latency_s(level)) * 1000, 3)
+                        for p in profiles
+                        for suffix, level in zip(("_low", "", "_high"), latency_range(p), strict=True)
+                    },
                     "dynamodb_items_read": counted.items_read,
                     "dynamodb_items_written": counted.items_written,
                     "dynamodb_calls": calls,
@@ -526,6 +539,12 @@ def query_mix(
                 }
             )
     return rows
+
+
+def latency_under(row: Row, profile: LatencyProfile) -> float:
+    """A :func:`query_mix` row's latency in ms under another profile (a measured one, say):
+    its compute time plus its round trips at that profile's delays."""
+    return round(row["compute_ms"] + profile.rounds_s(dict(rounds_of(row))) * 1000, 3)
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -545,6 +564,7 @@ def _mix_profile(row: Row) -> RequestProfile:
         items_read=row["dynamodb_items_read"],
         items_written=row["dynamodb_items_written"],
         dynamodb_calls=row["dynamodb_calls"],
+        efs_rounds=rounds_of(row),
     )
 
 
@@ -585,6 +605,10 @@ def mix_summary(
         usd = cost_per_million(mix, memory_mb=memory_mb)  # One Zone is not priced: None
         for design in DESIGNS:
             latencies = [r[f"{design}_ms"] for r in members if f"{design}_ms" in r]
+            ends = {
+                end: [r[f"{design}_{end}_ms"] for r in members if f"{design}_{end}_ms" in r]
+                for end in ("low", "high")
+            }
             out.append(
                 {
                     "kind": kind,
@@ -593,6 +617,8 @@ def mix_summary(
                     "median_ms": statistics.median(latencies) if latencies else None,
                     "p95_ms": _percentile(latencies, 0.95) if latencies else None,
                     "p99_ms": _percentile(latencies, 0.99) if latencies else None,
+                    **{f"median_{e}_ms": statistics.median(v) if v else None for e, v in ends.items()},
+                    **{f"p99_{e}_ms": _percentile(v, 0.99) if v else None for e, v in ends.items()},
                     "mean_nfs_requests": None
                     if design == "dynamodb"
                     else statistics.fmean(r["nfs_requests"] for r in members),

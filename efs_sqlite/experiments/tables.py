@@ -71,6 +71,17 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+def ms_range(typical: float | None, low: float | None, high: float | None) -> str:
+    """A modelled latency as ``typical [low, high]`` milliseconds (``—`` if there is none).
+
+    >>> ms_range(6.0, 1.5, 17.45), ms_range(None, None, None)
+    ('6 [1.5, 17.4] ms', '—')
+    """
+    if typical is None or low is None or high is None:
+        return "—"
+    return f"{typical:.3g} [{low:.3g}, {high:.3g}] ms"
+
+
 def markdown_table(rows: Sequence[Row], columns: Sequence[str] | None = None) -> str:
     """Rows as a Markdown table (for ``IPython.display.Markdown``), numbers rounded for reading.
 

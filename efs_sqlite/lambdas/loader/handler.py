@@ -13,6 +13,10 @@ Invoked directly with the Lambda API, never through a URL. Events:
 - ``{"action": "stats"}``: rows, list entries and bytes per shard.
 - ``{"action": "vacuum"}`` (optionally ``"shard": name``): rebuild the shard files.
 - ``{"action": "clear", "confirm": "<the store root's folder name>"}``: delete every shard file.
+- ``{"action": "calibrate"}`` (optionally ``"rounds": n``, default 20): run the calibration
+  workload in a scratch folder on the mount and answer the ``/proc/self/mountstats`` deltas of
+  the EFS mount (:mod:`efs_sqlite.calibration`); refused, saying so, where the store is on no NFS
+  mount.
 
 There is no action that runs SQL. Every answer is a JSON object with ``ok``; a failure answers
 ``{"ok": false, "error": "..."}`` and never a traceback (that goes to the function's log).
@@ -30,8 +34,9 @@ from typing import Any
 
 import apsw
 
-from efs_sqlite.aws.loader_protocol import ACTION, MAX_RECORDS, RECORDS, Answer, loaded, refusal
-from efs_sqlite.errors import LoadError, RecordError
+from efs_sqlite.aws.loader_protocol import ACTION, CALIBRATE, MAX_RECORDS, RECORDS, Answer, loaded, refusal
+from efs_sqlite.calibration import MAX_ROUNDS, calibrate
+from efs_sqlite.errors import CalibrationError, LoadError, RecordError
 from efs_sqlite.loader import load, validate_record
 from efs_sqlite.store import ShardStore
 
@@ -105,6 +110,18 @@ def _clear(event: dict[str, Any]) -> Answer:
     return {"ok": True, "removed": STORE.clear(confirm)}
 
 
+def _calibrate(event: dict[str, Any]) -> Answer:
+    rounds = event.get("rounds", 20)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or not 1 <= rounds <= MAX_ROUNDS:
+        return refusal(f"'rounds' must be an integer from 1 to {MAX_ROUNDS}")
+    try:
+        result = calibrate(MOUNT_PATH, rounds=rounds)
+    except CalibrationError as exc:
+        return refusal(str(exc))
+    log.info("calibrated %s: %d rounds in %.3f s", result.mount, result.rounds, result.seconds)
+    return result.as_answer()
+
+
 #: action -> (handler, the event keys it accepts besides "action")
 _ACTIONS: dict[str, tuple[Callable[[dict[str, Any]], Answer], frozenset[str]]] = {
     ACTION: (_load, frozenset({RECORDS})),
@@ -112,6 +129,7 @@ _ACTIONS: dict[str, tuple[Callable[[dict[str, Any]], Answer], frozenset[str]]] =
     "stats": (_stats, frozenset()),
     "vacuum": (_vacuum, frozenset({"shard"})),
     "clear": (_clear, frozenset({"confirm"})),
+    CALIBRATE: (_calibrate, frozenset({"rounds"})),
 }
 
 
