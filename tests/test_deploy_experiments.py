@@ -40,7 +40,9 @@ def test_the_server_answers_a_graphql_query_over_http_and_is_gone_after_exit(gra
     assert reply.status == 200 and "errors" not in reply.body
     claim = reply.body["data"]["claim"]
     assert claim["id"] == variables["id"] and claim["claimTypeCode"] == "MOTOR"
-    assert claim["parties"]["totalCount"] == 4 and claim["transactions"]["totalCount"] == 2
+    assert (
+        claim["partiesConnection"]["totalCount"] == 4 and claim["transactionsConnection"]["totalCount"] == 2
+    )
     assert reply.elapsed_ms > 0
     assert_gone(server)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 from typing import Any
 
@@ -33,6 +34,10 @@ def local_endpoint() -> str:
             from moto.server import ThreadedMotoServer
 
             logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+            # moto keeps one set of backends per process, and makes IAM's (with or without AWS's
+            # managed policies, by this setting) at the first request of any service: a deploy
+            # tested on another in-process server (efs_sqlite.aws.fakes) attaches such a policy.
+            os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             server.start()
             atexit.register(server.stop)
