@@ -141,10 +141,10 @@ def _mutate(
     req: Request = info.context
     field = info.field_name
     outcome = req.write(lambda g: mutate_once(g.store, client_id, field, args, partial(change, g)))
-    if client_id is None or outcome.receipt is None:
+    if outcome.receipt is None:  # no clientMutationId
         return answer(outcome.result)
     key = str(info.path.key)
-    req.client_ids[key] = client_id
+    req.client_ids[key] = outcome.receipt.client_id
     selection = _selection(info)
     if not outcome.retry:
         req.answers[key] = Pending(outcome.receipt, selection)
