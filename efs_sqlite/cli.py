@@ -162,7 +162,6 @@ def _aws_command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 def _stack_config(args: argparse.Namespace) -> Any:
     from efs_sqlite.aws import StackConfig
-    from efs_sqlite.lock_quota import EFS
 
     options = {
         "region": args.region,
@@ -175,11 +174,7 @@ def _stack_config(args: argparse.Namespace) -> Any:
         "subnet_ids": tuple(getattr(args, "subnet_ids", None) or ()) or None,
         "public": getattr(args, "public", False) or None,
     }
-    config = StackConfig(args.stack, **{k: v for k, v in options.items() if v is not None})
-    # Every environment of both functions may hold a lock on one shard (the _type shard) at once.
-    reserved = (config.reserved_concurrency or 0) + (config.loader_reserved_concurrency or 0)
-    EFS.check_processes(reserved, "the functions' reserved concurrency")
-    return config
+    return StackConfig(args.stack, **{k: v for k, v in options.items() if v is not None})
 
 
 @_aws_command

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from efs_sqlite import aws
 from efs_sqlite.cli import main
+from efs_sqlite.errors import LockQuotaExceeded
 
 # -- a stack on the moto server ----------------------------------------------------------------
 
@@ -413,6 +414,22 @@ def test_deploy_refuses_a_zip_for_another_target(tiny_zip: aws.BuildResult, sess
     headless = dataclasses.replace(tiny_zip, files=("efs_sqlite/__init__.py",))
     with pytest.raises(aws.DeployError, match=r"no handler for \['graphql', 'loader'\]"):
         aws.deploy(config("target"), build=headless, session=session)
+
+
+def test_deploy_refuses_a_reserved_concurrency_past_the_lock_quota_before_any_call(
+    session: boto3.Session, tiny_zip: aws.BuildResult
+) -> None:
+    recorder = Recorder(session)
+    # 100 + 71 environments of the two functions could all lock the _type shard at once: over 170.
+    over = config("quota", reserved_concurrency=100, loader_reserved_concurrency=71)
+    for dry_run in (False, True):
+        with pytest.raises(LockQuotaExceeded, match="reserved concurrency: 171 processes, but at most 170"):
+            aws.deploy(over, build=tiny_zip, session=session, dry_run=dry_run)
+    assert recorder.requests == [] and tagged(session, "quota") == []
+    at_the_quota = dataclasses.replace(over, loader_reserved_concurrency=70)
+    aws.deploy(at_the_quota, build=tiny_zip, session=session)
+    assert "efs-sqlite-quota-graphql" in tagged(session, "quota")
+    aws.teardown("quota", session=session)
 
 
 # -- loading a deployed stack ------------------------------------------------------------------

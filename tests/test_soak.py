@@ -7,9 +7,10 @@ and of transactions that reference the claim, list edits of the claim's parties,
 deletes of parties no list was ever asked to hold. A client owns the nodes it made, so it knows
 what each acknowledged write left. Afterwards, with every server stopped: no acknowledged write is
 lost, ``integrity_check`` is ok on every shard, every reference an acknowledged write created
-resolves and every list entry points at an existing node of its type. (What the checks read does
-not depend on whether mutations also keep the inverse side of a reference: the claim's
-transactions, a party's claims.) Latency p50/p99 and errors by kind are printed.
+resolves and every list entry points at an existing node of its type; and the graph invariants
+hold over the whole store: no dangling reference, and both sides of every inverse pair agree (the
+claim's transactions, a party's claims: the store check of :mod:`efs_sqlite.links`). Latency
+p50/p99 and errors by kind are printed.
 
 The CI runs 3 servers and 4 clients for 3 s (``slow``); ``pytest -m long tests/test_soak.py``
 runs 4 servers and 8 clients for 60 s.
@@ -32,8 +33,10 @@ from typing import Any
 
 import httpx
 import pytest
+from test_consistency import dangling
 
 from efs_sqlite.graph import Graph
+from efs_sqlite.links import check_links, store_records
 from efs_sqlite.model import TYPE_SHARD
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import decode, encode
@@ -281,6 +284,9 @@ def verify(root: Path, clients: list[Client]) -> dict[str, int]:
             types = store.get_many(TYPE_SHARD, listed)
             assert all(types.get(uid) == "Party" for uid in listed), "a list entry points at no Party"
             checked["list entries"] += len(listed)
+        # The graph invariants over the whole store, whatever process wrote it.
+        assert dangling(store) == [], "a dangling reference"
+        assert [str(m) for m in check_links(lambda: store_records(store))] == [], "an inverse pair disagrees"
     return dict(checked)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from efs_sqlite.aws.target import MACHINES, Arch, check_choice
+from efs_sqlite.lock_quota import EFS
 
 __all__ = ["Stack", "StackConfig"]
 
@@ -91,6 +92,20 @@ class StackConfig:
         if not self.subnet_ids and self.az_count < 2:
             raise ValueError("az_count must be at least 2 (a mount target per zone, for failover)")
         ipaddress.ip_network(self.vpc_cidr)
+
+    def check_lock_quota(self) -> None:
+        """Raise :class:`~efs_sqlite.errors.LockQuotaExceeded` if the functions' reserved
+        concurrency together passes EFS's per-file lock quota (170 environments): every
+        environment of both functions may hold a lock on one shard (the ``_type`` shard) at once.
+        :func:`~efs_sqlite.aws.deploy` calls it before any call to AWS.
+
+        >>> StackConfig("demo", reserved_concurrency=100, loader_reserved_concurrency=71).check_lock_quota()
+        Traceback (most recent call last):
+        ...
+        efs_sqlite.errors.LockQuotaExceeded: the functions' reserved concurrency: 171 processes, ...
+        """
+        reserved = (self.reserved_concurrency or 0) + (self.loader_reserved_concurrency or 0)
+        EFS.check_processes(reserved, "the functions' reserved concurrency")
 
     @property
     def prefix(self) -> str:

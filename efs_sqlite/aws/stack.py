@@ -56,8 +56,10 @@ def deploy(
     ``AWS_PROFILE``, ``AWS_ENDPOINT_URL`` (e.g. a moto server, see
     :func:`~efs_sqlite.aws.fakes.moto_server`) and the
     usual variables apply. With ``dry_run=True`` nothing is read or changed: the calls a fresh
-    deploy would make are printed and returned (ids are placeholders).
+    deploy would make are printed and returned (ids are placeholders). A reserved concurrency past
+    the EFS lock quota is refused first (:meth:`StackConfig.check_lock_quota`).
     """
+    config.check_lock_quota()
     if config.public:
         warnings.warn(
             f"stack {config.name!r}: public=True makes the GraphQL Function URL unauthenticated; "

@@ -55,6 +55,7 @@ from efs_sqlite.graphql.codegen import (
 from efs_sqlite.graphql.objects import Dangling, NodeRef, PageConnection, dangling_error
 from efs_sqlite.graphql.paging import check_page_args
 from efs_sqlite.graphql.prefetch import Request
+from efs_sqlite.graphql.receipts import Answer, keep_answer
 from efs_sqlite.graphql.schema import resolve_entries, resolve_list
 from efs_sqlite.model import Model
 
@@ -241,9 +242,9 @@ class Execution(ExecutionContext):
     An API executes with its own subclass (:meth:`bound`): its direct fields, whether queries
     run compiled, and what to call when one falls back to graphql-core.
 
-    ``execute_operation``, ``execute_field``, ``collect_subfields``, ``build_resolve_info`` and
-    ``complete_object_value`` are graphql-core 3.2's internal methods (pyproject.toml keeps
-    graphql-core at 3.2): a change of their signatures fails the tests."""
+    ``execute_operation``, ``execute_field``, ``collect_subfields``, ``build_resolve_info``,
+    ``complete_value``, ``complete_object_value`` and ``collected_errors`` are graphql-core 3.2's
+    internals (pyproject.toml keeps graphql-core at 3.2): a change of them fails the tests."""
 
     direct: ClassVar[Mapping[tuple[str, str], Direct]] = {}
     compile_queries: ClassVar[bool] = True
@@ -376,6 +377,8 @@ class Execution(ExecutionContext):
     ) -> Any:
         direct = self.direct.get((parent_type.name, field_nodes[0].name.value))
         if direct is None:
+            if parent_type is self.schema.mutation_type:
+                return self._execute_mutation(parent_type, source, field_nodes, path)
             return super().execute_field(parent_type, source, field_nodes, path)
         # What complete_value does for these types, the same errors included.
         try:
@@ -391,3 +394,25 @@ class Execution(ExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(located_error(raw_error, field_nodes, path.as_list()), direct.type, path)
             return None
+
+    def _execute_mutation(
+        self, parent_type: GraphQLObjectType, source: Any, field_nodes: list[FieldNode], path: Any
+    ) -> Any:
+        """A mutation field, executed; a first attempt with a ``clientMutationId`` then keeps its
+        answer, complete and free of errors, in its receipt (:mod:`~efs_sqlite.graphql.receipts`).
+        Mutation fields run one after another, so the errors added meanwhile are this field's."""
+        req: Request = self.context_value
+        errors = len(self.collected_errors.errors)
+        completed = super().execute_field(parent_type, source, field_nodes, path)
+        pending = req.answers.pop(str(path.key), None)
+        if pending is not None and len(self.collected_errors.errors) == errors:
+            keep_answer(req.store, pending, completed)
+        return completed
+
+    def complete_value(
+        self, return_type: GraphQLOutputType, field_nodes: list[FieldNode], info: Any, path: Any, result: Any
+    ) -> Any:
+        """A retried mutation's kept answer is complete already: returned as it was first."""
+        if type(result) is Answer:
+            return result.value
+        return super().complete_value(return_type, field_nodes, info, path, result)

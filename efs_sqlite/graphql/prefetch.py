@@ -76,6 +76,7 @@ from efs_sqlite.graphql.objects import (
 )
 from efs_sqlite.graphql.paging import NO_ROWS, offsets, page_layout, window
 from efs_sqlite.graphql.plans import Batch, ListShape, Plan, Selection
+from efs_sqlite.graphql.receipts import Pending
 from efs_sqlite.model import TYPE_SHARD
 
 __all__ = ["Lane", "Lanes", "Page", "Request"]
@@ -236,6 +237,7 @@ class Request:
     thread is bounded by the API); ``written`` says a mutation field committed."""
 
     __slots__ = (
+        "answers",
         "budget",
         "client_ids",
         "counts",
@@ -287,6 +289,7 @@ class Request:
         self.existing: dict[tuple[str, int], set[int]] = {}  # (type, id(selection)): nodes found
         self.replay: BaseException | None = None
         self.client_ids: dict[str, str] = {}  # response key -> the clientMutationId its mutation took
+        self.answers: dict[str, Pending] = {}  # response key -> the receipt waiting for its answer
 
     def _replay(self) -> None:
         if self.replay is not None:

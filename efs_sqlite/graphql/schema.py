@@ -18,9 +18,10 @@
   and every reference against the ``_type`` shard before one grouped write
   (:class:`~efs_sqlite.graph.Graph`, which writes both sides of every inverse pair in it): an
   invalid input is a GraphQL error and writes nothing. Every mutation takes an optional
-  ``clientMutationId`` that makes it idempotent (:mod:`~efs_sqlite.graphql.receipts`), echoed in
-  the response's ``extensions.clientMutationIds`` by response key (the mutations return the node
-  itself, as before, rather than a Relay payload object).
+  ``clientMutationId`` that makes it idempotent (:mod:`~efs_sqlite.graphql.receipts`: a retry
+  writes nothing and returns the first answer, kept by the execution once it is computed), echoed
+  in the response's ``extensions.clientMutationIds`` by response key (the mutations return the
+  node itself, as before, rather than a Relay payload object).
 
 ``int`` stays GraphQL ``Int``, as in the earlier system's SDL (``claimIdentifier: Int!``): values
 must fit 32 bits. A larger input is refused by GraphQL itself; a larger value already stored reads
@@ -35,19 +36,21 @@ Every resolver answers from the request's caches (the context,
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import graphene
 from graphene import relay
-from graphql import GraphQLError, GraphQLResolveInfo
+from graphql import GraphQLError, GraphQLResolveInfo, print_ast
 
 from efs_sqlite import uid as uids
 from efs_sqlite.graph import Graph, Record
 from efs_sqlite.graphql.objects import Connection, Missing, Node, NodeRef, PageConnection, dangling_error
 from efs_sqlite.graphql.paging import check_page_args
-from efs_sqlite.graphql.receipts import RETENTION_S, idempotent
+from efs_sqlite.graphql.receipts import RETENTION_S, Answer, Pending, mutate_once
 from efs_sqlite.kinds import KIND_OF
 from efs_sqlite.model import INSURANCE, Field, Model, NodeType
 
@@ -114,21 +117,40 @@ def _resolve_nodes(root: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[
     return req.lookup_many(info, ids)
 
 
+def _selection(info: GraphQLResolveInfo) -> str:
+    """What a mutation field's answer depends on besides the mutation: the field as written (its
+    alias and selection set), the fragments it may spread and the operation's variables."""
+    parts = [print_ast(node) for node in info.field_nodes]
+    parts += [print_ast(fragment) for _, fragment in sorted(info.fragments.items())]
+    text = json.dumps([parts, info.variable_values], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _mutate(
     info: GraphQLResolveInfo,
     client_id: str | None,
     args: Mapping[str, Any],
     change: Callable[[Graph, Record | None], Any],
+    answer: Callable[[Any], Any],
 ) -> Any:
-    """``change(graph, record)``, made once per ``clientMutationId`` (see
-    :mod:`~efs_sqlite.graphql.receipts`: a retry returns the first result and writes nothing); the
-    id is echoed in the response's ``extensions``."""
+    """``answer(result)`` of ``change(graph, record)``, made once per ``clientMutationId`` (see
+    :mod:`~efs_sqlite.graphql.receipts`): a retry writes nothing and returns the first answer if it
+    was kept (an :class:`~efs_sqlite.graphql.receipts.Answer`, which the execution returns as it
+    is), else ``answer`` of the first result; a first attempt leaves its receipt to the execution,
+    which keeps the answer once it is complete. The id is echoed in the response's ``extensions``."""
     req: Request = info.context
     field = info.field_name
-    result = req.write(lambda g: idempotent(g.store, client_id, field, args, partial(change, g)))
-    if client_id is not None:
-        req.client_ids[str(info.path.key)] = client_id
-    return result
+    outcome = req.write(lambda g: mutate_once(g.store, client_id, field, args, partial(change, g)))
+    if outcome.receipt is None:  # no clientMutationId
+        return answer(outcome.result)
+    key = str(info.path.key)
+    req.client_ids[key] = outcome.receipt.client_id
+    selection = _selection(info)
+    if not outcome.retry:
+        req.answers[key] = Pending(outcome.receipt, selection)
+    elif (kept := outcome.receipt.answer_for(selection)) is not None:
+        return kept
+    return answer(outcome.result)
 
 
 def _create(
@@ -137,15 +159,15 @@ def _create(
     info: GraphQLResolveInfo,
     input: Mapping[str, Any],
     client_mutation_id: str | None = None,
-) -> NodeRef:
+) -> NodeRef | Answer:
     values = dict(input)
-    uid = _mutate(
+    return _mutate(  # type: ignore[no-any-return]
         info,
         client_mutation_id,
         {"input": values},
         lambda g, record: g.create_node(t.name, values, record=record),
+        lambda uid: info.context.lookup(info, uids.encode(uid), t.name),
     )
-    return info.context.lookup(info, uids.encode(uid), t.name)  # type: ignore[no-any-return]
 
 
 def _update(
@@ -155,13 +177,16 @@ def _update(
     id: str,
     input: Mapping[str, Any],
     client_mutation_id: str | None = None,
-) -> NodeRef:
+) -> NodeRef | Answer:
     values = dict(input)
     args = {"id": id, "input": values}
-    _mutate(
-        info, client_mutation_id, args, lambda g, record: g.update_node(id, values, t.name, record=record)
+    return _mutate(  # type: ignore[no-any-return]
+        info,
+        client_mutation_id,
+        args,
+        lambda g, record: g.update_node(id, values, t.name, record=record),
+        lambda _: info.context.lookup(info, id, t.name),
     )
-    return info.context.lookup(info, id, t.name)  # type: ignore[no-any-return]
 
 
 def _delete(
@@ -171,15 +196,15 @@ def _delete(
     id: str,
     cascade: bool = False,
     client_mutation_id: str | None = None,
-) -> str:
+) -> str | Answer:
     args = {"id": id, "cascade": cascade}
-    _mutate(
+    return _mutate(  # type: ignore[no-any-return]
         info,
         client_mutation_id,
         args,
         lambda g, record: g.delete_node(id, t.name, cascade=cascade, record=record),
+        lambda _: id,
     )
-    return id
 
 
 def _edit_list(
@@ -191,11 +216,16 @@ def _edit_list(
     id: str,
     ids: list[str],
     client_mutation_id: str | None = None,
-) -> NodeRef:
+) -> NodeRef | Answer:
     edit = Graph.list_add if add else Graph.list_remove
     args = {"id": id, "ids": ids}
-    _mutate(info, client_mutation_id, args, lambda g, record: edit(g, id, f.name, ids, t.name, record=record))
-    return info.context.lookup(info, id, t.name)  # type: ignore[no-any-return]
+    return _mutate(  # type: ignore[no-any-return]
+        info,
+        client_mutation_id,
+        args,
+        lambda g, record: edit(g, id, f.name, ids, t.name, record=record),
+        lambda _: info.context.lookup(info, id, t.name),
+    )
 
 
 # -- types -------------------------------------------------------------------------------------
@@ -268,8 +298,9 @@ def _input_type(t: NodeType, patch: bool) -> type[graphene.InputObjectType]:
 
 #: Every mutation's description ends with what its optional clientMutationId does.
 _IDEMPOTENT = (
-    f" With clientMutationId, idempotent for {RETENTION_S // 3600} h: a retry with the same id returns "
-    "the first result and writes nothing; the id is echoed in the response's extensions.clientMutationIds."
+    f" With clientMutationId, idempotent for {RETENTION_S // 3600} h: a retry with the same id writes "
+    "nothing and returns the first answer (if it was kept; else the node as it is now); the id is echoed "
+    "in the response's extensions.clientMutationIds."
 )
 
 
