@@ -119,12 +119,13 @@ def teardown(config: StackConfig | str, *, session: boto3.Session | None = None)
 
 
 def find_stack(config: StackConfig | str, *, session: boto3.Session | None = None) -> Stack:
-    """The outputs of an already deployed stack (read-only); LookupError if it is incomplete."""
+    """The outputs of an already deployed stack of either backend (read-only; its GraphQL function
+    says which); LookupError if it is incomplete."""
     calls = Calls(_config(config), session, dry_run=False)
     config = calls.config
-    if config.backend == "dynamodb":
-        return _find_table_stack(calls)
     graphql = functions.find_function(calls, config.graphql_function)
+    if config.backend == "dynamodb" or _serves_a_table(graphql):
+        return _find_table_stack(calls)
     loader = functions.find_function(calls, config.loader_function)
     url = functions.find_url(calls, config.graphql_function)
     file_system = efs.find_file_system(calls)
@@ -162,6 +163,12 @@ def find_stack(config: StackConfig | str, *, session: boto3.Session | None = Non
         function_url=url["FunctionUrl"],
         auth_type=url["AuthType"],
     )
+
+
+def _serves_a_table(function: Mapping[str, Any] | None) -> bool:
+    """Whether *function* (``get_function``) is a DynamoDB stack's: it names a table to serve."""
+    variables = (function or {}).get("Configuration", {}).get("Environment", {}).get("Variables", {})
+    return "DYNAMODB_TABLE" in variables
 
 
 def _find_table_stack(calls: Calls) -> Stack:
