@@ -55,7 +55,11 @@ def test_deploy_sends_a_table_a_role_on_it_only_and_the_graphql_function(
     recorder = Recorder(session)
     stack = deploy("tbl", session, tiny_zip, reserved_concurrency=4)
     services = {service for service, _, _ in recorder.requests}
-    assert services == {"dynamodb", "iam", "lambda", "logs"}  # no EC2, no EFS
+    assert services == {"dynamodb", "efs", "iam", "lambda", "logs"}
+    # No network and no file system: EFS is only read, to refuse a name an EFS stack has.
+    assert [(s, op) for s, op, _ in recorder.requests if s in ("ec2", "efs")] == [
+        ("efs", "DescribeFileSystems")
+    ]
 
     (created,) = recorder.sent("CreateTable")
     assert created == {
@@ -191,6 +195,24 @@ def test_deploy_refuses_a_missing_or_wrong_table_definition(
     with pytest.raises(aws.DeployError, match="on demand"):
         aws.deploy(table_config("bad"), build=tiny_zip, session=session, table=provisioned)
     assert tagged(session, "bad") == []
+
+
+def test_a_stack_keeps_its_backend_and_a_table_stack_has_no_remote_loader(
+    session: boto3.Session, tiny_zip: aws.BuildResult
+) -> None:
+    aws.deploy(config("swap"), build=tiny_zip, session=session)
+    with pytest.raises(aws.DeployError, match="'swap' is deployed on efs: tear it down first"):
+        deploy("swap", session, tiny_zip)
+    aws.teardown("swap", session=session)
+    stack = deploy("swap", session, tiny_zip)
+    with pytest.raises(aws.DeployError, match="'swap' is deployed on dynamodb"):
+        aws.deploy(config("swap"), build=tiny_zip, session=session)
+    with pytest.raises(
+        aws.RemoteLoadError, match="efs-sqlite load --backend dynamodb --table efs-sqlite-swap"
+    ):
+        aws.remote_load(stack, [("claim_type_code", 1, "A")], session=session, progress=False)
+    aws.teardown("swap", session=session)
+    assert tagged(session, "swap") == []
 
 
 def test_the_handler_serves_the_deployed_table_with_the_functions_environment(

@@ -213,6 +213,7 @@ def _table_stack(calls: Calls, table: dynamodb.Table, role_arn: str, url: str, a
 def _deploy(calls: Calls, build: BuildResult | None, table: Mapping[str, Any] | None) -> Stack:
     """Get or create each resource, dependencies first, and converge it to the configuration."""
     config = calls.config
+    _refuse_the_other_backend(calls)
     if table is not None:
         created = dynamodb.ensure_table(calls, table)
         role_arn = iam.ensure_role(calls, iam.table_policies(calls, created.arn))
@@ -239,6 +240,21 @@ def _deploy(calls: Calls, build: BuildResult | None, table: Mapping[str, Any] | 
         function_url=url,
         auth_type=_auth_type(config),
     )
+
+
+def _refuse_the_other_backend(calls: Calls) -> None:
+    """A stack keeps its backend: changing it in place would leave the other's data and network
+    behind a function that no longer uses them."""
+    config = calls.config
+    if config.backend == "dynamodb":
+        other, found = "efs", efs.find_file_system(calls)
+    else:
+        other, found = "dynamodb", dynamodb.find_table(calls)
+    if found:
+        raise DeployError(
+            f"stack {config.name!r} is deployed on {other}: tear it down first "
+            f"(efs-sqlite teardown --stack {config.name}), or choose another name"
+        )
 
 
 def _auth_type(config: StackConfig) -> str:
