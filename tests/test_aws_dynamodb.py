@@ -150,17 +150,17 @@ def test_deploy_twice_creates_nothing_and_repairs_the_role_and_the_billing(
 def test_teardown_removes_table_function_url_and_role(
     session: boto3.Session, tiny_zip: aws.BuildResult
 ) -> None:
-    stack = deploy("gone", session, tiny_zip)
+    stack = deploy("tblgone", session, tiny_zip)
     ddb, lam, iam = (session.client(s) for s in ("dynamodb", "lambda", "iam"))
     other = ddb.create_table(**table_definition("look-alike"))["TableDescription"]["TableName"]
-    calls = aws.teardown("gone", session=session)  # the name alone: either backend's stack
+    calls = aws.teardown("tblgone", session=session)  # the name alone: either backend's stack
     operations = [c.operation for c in calls]
     assert (
         operations.index("delete_function")
         < operations.index("delete_table")
         < operations.index("delete_role")
     )
-    assert tagged(session, "gone") == []
+    assert tagged(session, "tblgone") == []
     gone = (
         lambda: ddb.describe_table(TableName=stack.table_name),
         lambda: lam.get_function(FunctionName=stack.graphql_function),
@@ -171,13 +171,13 @@ def test_teardown_removes_table_function_url_and_role(
         with pytest.raises(ClientError, match=r"NotFound|NoSuchEntity"):
             call()
     assert ddb.describe_table(TableName=other)["Table"]  # untagged: not the stack's
-    assert aws.teardown("gone", session=session) == []
+    assert aws.teardown("tblgone", session=session) == []
     # A namesake table without the tag: teardown leaves it, deploy refuses it.
     ddb.create_table(**table_definition(stack.table_name))
-    with pytest.warns(UserWarning, match="DynamoDB table efs-sqlite-gone-table is not tagged"):
-        assert aws.teardown("gone", session=session) == []
+    with pytest.warns(UserWarning, match="DynamoDB table efs-sqlite-tblgone-table is not tagged"):
+        assert aws.teardown("tblgone", session=session) == []
     with pytest.raises(aws.DeployError, match=r"not tagged .*refusing"):
-        deploy("gone", session, tiny_zip)
+        deploy("tblgone", session, tiny_zip)
     for table in (other, stack.table_name):
         ddb.delete_table(TableName=table)
 
