@@ -230,7 +230,60 @@ def graphql_section(s: Sizes) -> tuple[dict[str, Any], list[Row]]:
                 f"path's round trips add up to {efs['modelled_sequential_ms']:.0f} ms modelled.",
             )
         )
+    r["backends"] = both = _backends_row()
+    rows += _dynamodb_rows(both)
     return r, rows
+
+
+def _backends_row() -> dict[str, Any]:
+    from efs_sqlite.experiments.backends import backend_comparison
+
+    (both,) = backend_comparison(["benchmark"])
+    return both
+
+
+def _dynamodb_rows(both: dict[str, Any]) -> list[Row]:
+    """The benchmark request on the DynamoDB backend, each figure beside EFS's for the same request."""
+    where = (
+        "GraphQLAPI.execute on a DynamoStore of the in-process moto server (loopback), warm, "
+        "counted by the store's call log; modelled, deterministic"
+    )
+    efs = (
+        f"EFS: the same request through the EFS model (rollback journal, Linux NFS client, "
+        f"{both['efs_profile']}): {both['efs_nfs_requests']} NFS requests, "
+        f"{both['efs_latency_low_ms']:.1f} – {both['efs_latency_high_ms']:.1f} ms low to high"
+    )
+    return [
+        row(
+            "graphql",
+            "benchmark request on DynamoDB, modelled latency from the call log",
+            both["dynamodb_p50_ms"],
+            "ms",
+            higher_is_better=False,
+            p99=both["dynamodb_p99_ms"],
+            baseline=(f"EFS {both['efs_profile'].title()} model, critical path", both["efs_latency_ms"]),
+            note=f"{where}: per call type DeBrie's p50/p99 (reads timed as the writes of as many "
+            f"items, docs/SOURCES.md#dynamodb-read-latency), the calls sent together counted once. {efs}.",
+        ),
+        row(
+            "graphql",
+            "benchmark request on DynamoDB, calls",
+            both["dynamodb_calls"],
+            "calls",
+            higher_is_better=False,
+            baseline=("EFS model: NFS requests", both["efs_nfs_requests"]),
+            note=f"{where}: {both['dynamodb_calls_by_operation']}. {efs}.",
+        ),
+        row(
+            "graphql",
+            "benchmark request on DynamoDB, read units",
+            both["dynamodb_rru"],
+            "RRU",
+            higher_is_better=False,
+            note=f"{where}: eventually consistent reads, units from item sizes by AWS's rules "
+            f"(docs/SOURCES.md#dynamodb-capacity); {both['dynamodb_wru']:g} WRU (a read writes nothing).",
+        ),
+    ]
 
 
 def loader_section(s: Sizes) -> tuple[dict[str, Any], list[Row]]:

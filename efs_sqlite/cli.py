@@ -173,6 +173,7 @@ def _stack_config(args: argparse.Namespace) -> Any:
         "reserved_concurrency": getattr(args, "reserved_concurrency", None),
         "subnet_ids": tuple(getattr(args, "subnet_ids", None) or ()) or None,
         "public": getattr(args, "public", False) or None,
+        "backend": getattr(args, "backend", None),
     }
     return StackConfig(args.stack, **{k: v for k, v in options.items() if v is not None})
 
@@ -203,10 +204,15 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     from efs_sqlite import aws
 
     config = _stack_config(args)
+    table = None
+    if config.backend == "dynamodb":
+        from efs_sqlite.dynamodb.layout import table_definition
+
+        table = table_definition(config.table_name)
     if args.dry_run:
-        aws.deploy(config, dry_run=True)
+        aws.deploy(config, dry_run=True, table=table)
         return 0
-    stack = aws.deploy(config)
+    stack = aws.deploy(config, table=table)
     print(json.dumps({**dataclasses.asdict(stack), "graphql_url": stack.graphql_url}, indent=2))
     return 0
 
@@ -291,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = stack_parser("deploy", "create or update a stack on AWS (idempotent)")
+    p.add_argument(
+        "--backend",
+        choices=["efs", "dynamodb"],
+        help="efs (default): a VPC, EFS and both functions; dynamodb: an on-demand table and the "
+        "GraphQL function, no VPC nor EFS",
+    )
     p.add_argument("--throughput-mode", choices=["bursting", "elastic", "provisioned"])
     p.add_argument("--provisioned-mibps", type=float, help="with --throughput-mode provisioned")
     p.add_argument("--arch", choices=["x86_64", "arm64"])

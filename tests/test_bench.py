@@ -70,6 +70,20 @@ def test_every_target_of_the_issues_is_checked(quick):
 
 
 @pytest.mark.slow
+def test_the_benchmark_request_has_dynamodb_rows_beside_the_efs_figures(quick):
+    rows = {r["name"]: r for r in json.loads((quick / "bench.json").read_text())["rows"]}
+    latency = rows["benchmark request on DynamoDB, modelled latency from the call log"]
+    assert latency["group"] == "graphql" and latency["unit"] == "ms"
+    assert latency["p99"] > latency["value"] > 0
+    assert latency["baseline"]["name"] == "EFS Elastic model, critical path"
+    calls = rows["benchmark request on DynamoDB, calls"]
+    assert calls["unit"] == "calls" and calls["baseline"]["name"] == "EFS model: NFS requests"
+    assert "BatchGetItem" in calls["note"] and "NFS requests" in calls["note"]
+    units = rows["benchmark request on DynamoDB, read units"]
+    assert units["unit"] == "RRU" and "0 WRU" in units["note"]
+
+
+@pytest.mark.slow
 def test_the_table_shows_every_row_and_missed_targets(quick):
     rows = json.loads((quick / "bench.json").read_text())["rows"]
     table = (quick / "bench.md").read_text()

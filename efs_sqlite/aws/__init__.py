@@ -9,8 +9,8 @@ the runtime modules: the zip carries them as files. One module per stage and per
 - :mod:`~efs_sqlite.aws.verify`: the handlers, imported from the unpacked zip by a clean interpreter
 - :mod:`~efs_sqlite.aws.config`: :class:`StackConfig` and the deployed :class:`Stack`
 - :mod:`~efs_sqlite.aws.calls`: the one call layer (clients, retries, waits, tags, dry run)
-- :mod:`~efs_sqlite.aws.network`, :mod:`~efs_sqlite.aws.efs`, :mod:`~efs_sqlite.aws.iam`,
-  :mod:`~efs_sqlite.aws.functions`: one AWS service each
+- :mod:`~efs_sqlite.aws.network`, :mod:`~efs_sqlite.aws.efs`, :mod:`~efs_sqlite.aws.dynamodb`,
+  :mod:`~efs_sqlite.aws.iam`, :mod:`~efs_sqlite.aws.functions`: one AWS service each
 - :mod:`~efs_sqlite.aws.stack`: :func:`deploy`, :func:`teardown`, :func:`find_stack`
 - :mod:`~efs_sqlite.aws.invoke`: :func:`remote_load`, :func:`remote_calibrate` and :func:`signed_query`
 - :mod:`~efs_sqlite.aws.loader_protocol`: the loader's event and answer

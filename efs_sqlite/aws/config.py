@@ -3,6 +3,8 @@
 >>> config = StackConfig("demo", region="us-east-1")
 >>> config.graphql_function, config.mount_path
 ('efs-sqlite-demo-graphql', '/mnt/efs-sqlite')
+>>> StackConfig("demo", backend="dynamodb").functions, StackConfig("demo").table_name
+(('graphql',), 'efs-sqlite-demo-table')
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from efs_sqlite.aws.target import MACHINES, Arch, check_choice
+from efs_sqlite.aws.target import FUNCTIONS, MACHINES, Arch, check_choice
 from efs_sqlite.lock_quota import EFS
 
-__all__ = ["Stack", "StackConfig"]
+__all__ = ["BACKENDS", "Backend", "Stack", "StackConfig"]
+
+Backend = Literal["efs", "dynamodb"]
+#: Where a stack keeps its data: SQLite shards on EFS, or one DynamoDB table.
+BACKENDS: tuple[Backend, ...] = ("efs", "dynamodb")
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 _MOUNT_PATH = re.compile(r"^/mnt/[a-zA-Z0-9-_.]+$")
@@ -29,10 +35,14 @@ class StackConfig:
     own with private subnets in ``az_count`` zones (``availability_zones`` picks them).
     ``reserved_concurrency`` applies to the GraphQL function, ``loader_reserved_concurrency`` to
     the loader (None = unreserved). ``public=True`` makes the Function URL unauthenticated.
+    ``backend="dynamodb"`` deploys the GraphQL function on an on-demand DynamoDB table instead:
+    no VPC, no file system, no loader function (load from where you deploy); the EFS and network
+    parameters then do not apply.
     """
 
     name: str
     region: str | None = None
+    backend: Backend = "efs"
     throughput_mode: Literal["bursting", "elastic", "provisioned"] = "elastic"
     provisioned_mibps: float | None = None
     arch: Arch = "x86_64"
@@ -64,6 +74,7 @@ class StackConfig:
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
             raise ValueError(f"stack name {self.name!r}: 1-32 lowercase letters, digits and inner hyphens")
+        check_choice("backend", self.backend, BACKENDS)
         check_choice("throughput_mode", self.throughput_mode, ("bursting", "elastic", "provisioned"))
         check_choice("arch", self.arch, MACHINES)
         if (self.throughput_mode == "provisioned") != (self.provisioned_mibps is not None):
@@ -97,13 +108,16 @@ class StackConfig:
         """Raise :class:`~efs_sqlite.errors.LockQuotaExceeded` if the functions' reserved
         concurrency together passes EFS's per-file lock quota (170 environments): every
         environment of both functions may hold a lock on one shard (the ``_type`` shard) at once.
-        :func:`~efs_sqlite.aws.deploy` calls it before any call to AWS.
+        :func:`~efs_sqlite.aws.deploy` calls it before any call to AWS. A DynamoDB stack takes no
+        file locks: nothing to check.
 
         >>> StackConfig("demo", reserved_concurrency=100, loader_reserved_concurrency=71).check_lock_quota()
         Traceback (most recent call last):
         ...
         efs_sqlite.errors.LockQuotaExceeded: the functions' reserved concurrency: 171 processes, ...
         """
+        if self.backend != "efs":
+            return
         reserved = (self.reserved_concurrency or 0) + (self.loader_reserved_concurrency or 0)
         EFS.check_processes(reserved, "the functions' reserved concurrency")
 
@@ -123,13 +137,27 @@ class StackConfig:
     def role_name(self) -> str:
         return f"{self.prefix}-lambda"
 
+    @property
+    def table_name(self) -> str:
+        """The table of a DynamoDB stack."""
+        return f"{self.prefix}-table"
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The stack's functions: a DynamoDB stack has the GraphQL function only."""
+        return FUNCTIONS if self.backend == "efs" else ("graphql",)
+
     def function_name(self, function: str) -> str:
         return f"{self.prefix}-{function}"
 
 
 @dataclass(frozen=True)
 class Stack:
-    """A deployed stack: what :func:`~efs_sqlite.aws.deploy` and :func:`~efs_sqlite.aws.find_stack` return."""
+    """A deployed stack: what :func:`~efs_sqlite.aws.deploy` and :func:`~efs_sqlite.aws.find_stack` return.
+
+    A DynamoDB stack has a table (``table_name``, ``table_arn``) and leaves the network, file
+    system and loader fields empty.
+    """
 
     name: str
     region: str
@@ -145,6 +173,9 @@ class Stack:
     loader_function: str
     function_url: str
     auth_type: str
+    backend: Backend = "efs"
+    table_name: str = ""
+    table_arn: str = ""
 
     @property
     def graphql_url(self) -> str:

@@ -1,5 +1,5 @@
 """The stack's functions (Lambda): the GraphQL function behind a Function URL, the loader without
-one, their log groups, and the permissions a public URL needs.
+one (an EFS stack's only), their log groups, and the permissions a public URL needs.
 """
 
 from __future__ import annotations
@@ -15,22 +15,47 @@ from efs_sqlite.aws.efs import Storage
 from efs_sqlite.aws.network import Network
 from efs_sqlite.aws.target import FUNCTIONS, RUNTIME, handler_module
 
-__all__ = ["delete_functions", "ensure_functions", "find_function", "find_url"]
+__all__ = [
+    "delete_functions",
+    "efs_settings",
+    "ensure_functions",
+    "find_function",
+    "find_url",
+    "table_settings",
+]
 
 _PUBLIC_STATEMENTS = ("efs-sqlite-public-url", "efs-sqlite-public-invoke")
 
 
+def efs_settings(calls: Calls, network: Network, storage: Storage) -> dict[str, Any]:
+    """An EFS stack's functions: in the private subnets, the access point mounted at ``MOUNT_PATH``."""
+    mount = calls.config.mount_path
+    return {
+        "Environment": {"Variables": {"MOUNT_PATH": mount}},
+        "VpcConfig": {"SubnetIds": list(network.subnet_ids), "SecurityGroupIds": [network.functions_group]},
+        "FileSystemConfigs": [{"Arn": storage.access_point_arn, "LocalMountPath": mount}],
+    }
+
+
+def table_settings(table: str) -> dict[str, Any]:
+    """A DynamoDB stack's function: the table in ``DYNAMODB_TABLE``, no VPC (DynamoDB's endpoint is
+    public, and a VPC without a NAT gateway or an endpoint could not reach it), no file system."""
+    return {"Environment": {"Variables": {"DYNAMODB_TABLE": table}}}
+
+
 def ensure_functions(
-    calls: Calls, network: Network, storage: Storage, role_arn: str, build: BuildResult | None
+    calls: Calls, role_arn: str, build: BuildResult | None, placement: Mapping[str, Any]
 ) -> str:
-    """Get or create both functions and the GraphQL Function URL, converged; returns the URL."""
+    """Get or create the stack's functions (``config.functions``) and the GraphQL Function URL,
+    converged; *placement* is :func:`efs_settings` or :func:`table_settings`. Returns the URL."""
     config = calls.config
     code: Any = build.path.read_bytes() if build else "<the Lambda zip, built at deploy time>"
-    vpc = {"SubnetIds": list(network.subnet_ids), "SecurityGroupIds": [network.functions_group]}
-    for function, memory, timeout, reserved in (
-        ("graphql", config.memory_mb, config.timeout_s, config.reserved_concurrency),
-        ("loader", config.loader_memory_mb, config.loader_timeout_s, config.loader_reserved_concurrency),
-    ):
+    sizes = {
+        "graphql": (config.memory_mb, config.timeout_s, config.reserved_concurrency),
+        "loader": (config.loader_memory_mb, config.loader_timeout_s, config.loader_reserved_concurrency),
+    }
+    for function in config.functions:
+        memory, timeout, reserved = sizes[function]
         settings = {
             "Role": role_arn,
             "Handler": f"{handler_module(function)}.handler",
@@ -38,9 +63,7 @@ def ensure_functions(
             "MemorySize": memory,
             "Timeout": timeout,
             "Description": f"efs-sqlite {function} of stack {config.name}",
-            "Environment": {"Variables": {"MOUNT_PATH": config.mount_path}},
-            "VpcConfig": vpc,
-            "FileSystemConfigs": [{"Arn": storage.access_point_arn, "LocalMountPath": config.mount_path}],
+            **placement,
         }
         _log_group(calls, function)
         _function(calls, config.function_name(function), settings, code, build, reserved)

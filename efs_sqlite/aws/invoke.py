@@ -95,6 +95,11 @@ def remote_load(
     """
     from tqdm.auto import tqdm
 
+    if stack.backend == "dynamodb":
+        raise RemoteLoadError(
+            f"stack {stack.name!r} keeps its data in DynamoDB and has no loader function: load from "
+            f"here, efs-sqlite load --backend dynamodb --table {stack.table_name} --region {stack.region}"
+        )
     if client is None:
         client = (session or boto3.Session()).client("lambda", region_name=stack.region)
     responses = []
