@@ -661,11 +661,12 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def _mix_profile(row: Row) -> RequestProfile:
+def _mix_profile(row: Row, end: str = "") -> RequestProfile:
     """A :func:`query_mix` row as the cost model's input: the EFS operations and, per mode, the
-    wait along the critical path; the DynamoDB backend's counted units and modelled latency."""
+    wait along the critical path (at the ``end`` of its range: ``""`` typical, ``"_low"``,
+    ``"_high"``); the DynamoDB backend's counted units and modelled latency."""
     waits = tuple(
-        (mode, (row[f"efs_{mode}_ms"] - row["compute_ms"]) / 1000)
+        (mode, (row.get(f"efs_{mode}{end}_ms", row[f"efs_{mode}_ms"]) - row["compute_ms"]) / 1000)
         for mode in ("elastic", "bursting", "provisioned")
         if f"efs_{mode}_ms" in row
     )
@@ -710,7 +711,8 @@ def mix_summary(
     DynamoDB, whose figures are measured distributions, not a profile's range),
     ``mean_nfs_requests``, ``usd_per_million`` (Lambda
     requests and duration plus storage requests: :func:`efs_sqlite.costs.cost_per_million`;
-    storage at rest excluded; ``None`` for One Zone, which the cost model does not price) and
+    storage at rest excluded; ``None`` for One Zone, which the cost model does not price; on EFS
+    also ``usd_per_million_low``/``usd_per_million_high``, at the ends of its latency range) and
     ``max_requests_per_s`` (what the file system sustains for a month:
     :func:`efs_sqlite.costs.max_requests_per_second` with ``stored_gib`` of data and, for
     Provisioned, ``provisioned_mibps`` bought — by default as much as the IOPS limits can use, the
@@ -730,6 +732,13 @@ def mix_summary(
         share = (lambda r: weights.get(r["kind"], 0) / drawn[r["kind"]]) if kind == "mix" else (lambda r: 1.0)
         mix = [(_mix_profile(r), share(r)) for r in members if share(r) > 0]
         usd = cost_per_million(mix, memory_mb=memory_mb)  # One Zone is not priced: None
+        # The same at the ends of EFS's latency range (its Lambda time changes; DynamoDB's not).
+        usd_ends = {
+            end: cost_per_million(
+                [(_mix_profile(r, f"_{end}"), share(r)) for r in members if share(r) > 0], memory_mb=memory_mb
+            )
+            for end in ("low", "high")
+        }
         for design in DESIGNS:
             latencies = [r[f"{design}_ms"] for r in members if f"{design}_ms" in r]
             # DynamoDB's tail: each request with its calls at their p99 (an upper bound of its p99)
@@ -752,6 +761,10 @@ def mix_summary(
                     if design == "dynamodb"
                     else statistics.fmean(r["nfs_requests"] for r in members),
                     "usd_per_million": usd.get(design),
+                    **{
+                        f"usd_per_million_{e}": None if design == "dynamodb" else u.get(design)
+                        for e, u in usd_ends.items()
+                    },
                     "max_requests_per_s": None
                     if design == "dynamodb"
                     else max_requests_per_second(
