@@ -12,6 +12,7 @@ One module per notebook, plus the shared parts:
 * :mod:`~efs_sqlite.experiments.deploy` — notebook 03: the GraphQL server run locally;
 * :mod:`~efs_sqlite.experiments.loading` — notebook 04: load checks and loader throughput;
 * :mod:`~efs_sqlite.experiments.queries` — notebook 05: GraphQL requests and the query mix;
+* :mod:`~efs_sqlite.experiments.writers` — notebook 05: writers on one shard, its limit, a read's tail;
 * :mod:`~efs_sqlite.experiments.verdict` — notebook 05's conclusion: EFS or DynamoDB for the mix.
 
 The names notebooks, tests and benchmarks use are re-exported here:
@@ -39,6 +40,7 @@ from efs_sqlite.experiments.queries import (
     MIX_DOCUMENTS,
     MIX_WEIGHTS,
     benchmark_graph,
+    dynamodb_copy,
     graphql_request_ops,
     latency_under,
     mix_capacity,
@@ -47,7 +49,8 @@ from efs_sqlite.experiments.queries import (
 )
 from efs_sqlite.experiments.shards import run_workloads, workloads
 from efs_sqlite.experiments.tables import markdown_table, ms_range, results_dir, write_csv, write_json
-from efs_sqlite.experiments.verdict import Verdict, verdict
+from efs_sqlite.experiments.verdict import Verdict, decisions, decisions_table, efs_wins_map, verdict
+from efs_sqlite.experiments.writers import run_writers, write_limits
 
 __all__ = [
     "BENCHMARK_QUERY",
@@ -68,6 +71,10 @@ __all__ = [
     "Workload",
     "benchmark_graph",
     "check_load",
+    "decisions",
+    "decisions_table",
+    "dynamodb_copy",
+    "efs_wins_map",
     "graphql_request_ops",
     "id_collisions",
     "id_forms",
@@ -84,9 +91,11 @@ __all__ = [
     "results_dir",
     "rowid_benchmark",
     "run_workloads",
+    "run_writers",
     "serve_local",
     "verdict",
     "workloads",
     "write_csv",
     "write_json",
+    "write_limits",
 ]
