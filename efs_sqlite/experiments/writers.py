@@ -13,7 +13,8 @@ at a time, an M/D/1 queue of utilisation ``rho = rate * hold_s``, stable only wh
 read arriving at a random moment (Poisson arrivals see time averages) waits for the writer holding
 the lock and for those queued behind it (a waiting writer's PENDING lock keeps new readers out):
 the M/D/1 waiting time ``W``, whose distribution is Erlang's: with ``u_k = rate * (k * hold_s - t)``,
-``P(W <= t) = (1 - rho) * sum(u_k**k / k! * exp(-u_k) for k in 0 .. floor(t / hold_s))``.
+``P(W <= t) = (1 - rho) * sum(u_k**k / k! * exp(-u_k) for k in 0 .. floor(t / hold_s))``
+(``docs/SOURCES.md#writers-queue``, with SQLite's lock states).
 A read's ``q``-quantile latency is its own latency plus ``W``'s ``q``-quantile. It overstates the
 wait (a commit's first round trips hold only a RESERVED lock that readers pass) and ignores a
 writer waiting for readers to leave.
