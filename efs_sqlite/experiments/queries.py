@@ -1,12 +1,14 @@
 """GraphQL request experiments (notebook 05): one request's operations and critical path, and a
-mix of requests against a loaded data set, compared with DynamoDB.
+mix of requests against a loaded data set on EFS and on DynamoDB.
 
 * :func:`graphql_request_ops` — the measurements of :func:`~efs_sqlite.experiments.shards.run_workloads`
   for one GraphQL request (by default :data:`BENCHMARK_QUERY` on :func:`benchmark_graph`), with
   its latency both as if its round trips were made one after another and along its critical path
   as the API makes them on EFS (a level's shards at once, inside read transactions locked ahead).
-* :func:`query_mix` — a weighted mix of requests (:data:`MIX_DOCUMENTS`, :data:`MIX_WEIGHTS`),
-  one row per request: local wall time, compute time, EFS operations, the DynamoDB equivalent;
+* :func:`query_mix` — a weighted mix of requests (:data:`MIX_DOCUMENTS`, :data:`MIX_WEIGHTS`) on
+  both backends through the product's paths, one row per request: local wall time, compute time,
+  EFS operations and latency on the Lambda's parallel path (the sequential path as an ablation),
+  DynamoDB calls, units and latency through ``DynamoStore`` on a copy of the data (:func:`dynamodb_copy`);
   :func:`mix_summary` — latency percentiles, $ per million and capacity of each of
   :data:`DESIGNS`, per request kind and for the whole mix; :func:`mix_capacity` — the whole
   mix's capacity on each EFS design by the size of the data stored.
