@@ -34,6 +34,9 @@ class Verdict(NamedTuple):
 
 #: What :func:`decisions` compares: a :func:`mix_summary` column each, lower is better.
 MEASURES = {"p50": "median_ms", "p99": "p99_ms", "usd_per_million": "usd_per_million"}
+#: Not compared on $ per million: DynamoDB is the other side, and Bursting's price is Lambda alone
+#: at a rate its data stored caps (:func:`efs_wins_map` weighs that).
+UNPRICED_PER_REQUEST = frozenset({"dynamodb", "efs_bursting"})
 #: The EFS design whose latency is compared (Elastic, Bursting and Provisioned share one profile).
 LATENCY_DESIGN = "efs_elastic"
 
@@ -64,7 +67,8 @@ def decisions(costs: Sequence[Row]) -> list[Decision]:
     :data:`MEASURES`, who wins, and whether it holds across EFS's latency range.
 
     Latency compares :data:`LATENCY_DESIGN` with DynamoDB; $ per million the cheapest priced EFS
-    design (at typical latency) with DynamoDB, each end at its own Lambda time. A tie goes to
+    design but Bursting (at typical latency; :data:`UNPRICED_PER_REQUEST`) with DynamoDB, each
+    end at its own Lambda time. A tie goes to
     DynamoDB (EFS must be strictly better).
 
     >>> row = lambda kind, design, ms, usd, low=None, high=None: {
@@ -84,7 +88,7 @@ def decisions(costs: Sequence[Row]) -> list[Decision]:
         priced = [
             d
             for d in DESIGNS
-            if d != "dynamodb" and table.get((kind, d), {}).get("usd_per_million") is not None
+            if d not in UNPRICED_PER_REQUEST and table.get((kind, d), {}).get("usd_per_million") is not None
         ]
         for measure, column in MEASURES.items():
             if measure == "usd_per_million":
@@ -296,8 +300,8 @@ def verdict(
             "SQLite on EFS only makes sense where its other properties "
             "(SQL on the files, no per-item limits) matter."
         )
-        + "\n\n**Who wins each measure** (EFS Elastic's latency, the cheapest EFS design's $ per "
-        "million; *(flips)*: the other side wins somewhere in EFS's latency range [low, high]):\n\n"
-        + markdown_table(per_measure)
+        + "\n\n**Who wins each measure** (EFS Elastic's latency; $ per million on the cheaper of "
+        "Elastic and Provisioned; *(flips)*: the other side wins somewhere in EFS's latency "
+        "range [low, high]):\n\n" + markdown_table(per_measure)
     )
     return Verdict(numbers, conclusion, efs_wins)
