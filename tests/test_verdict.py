@@ -182,6 +182,7 @@ def test_decisions_name_the_winner_of_each_measure_and_whether_it_holds() -> Non
         # EFS 5 ms against 8: wins p50 and p99 across [4.5, 5.5]; $ 3 against 2, loses across [2.7, 3.3]
         summary_row("a", "efs_elastic", 5, 3.0, 1.1),
         summary_row("a", "efs_provisioned", 5, 2.5, 1.1),  # the cheapest EFS design is the one priced
+        summary_row("a", "efs_bursting", 5, 0.1),  # Lambda alone, at a rate its data caps: not compared
         summary_row("a", "efs_one_zone", 1, None),  # not priced: never the $ side; not the latency side
         summary_row("a", "dynamodb", 8, 2.0),
         # EFS 5 ms against 8 at typical, but [1.7, 15] in its range: the latency answers flip
