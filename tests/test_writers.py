@@ -7,7 +7,13 @@ import math
 
 import pytest
 
-from efs_sqlite.experiments.writers import BOUNDS, hold_times, read_wait_quantile, run_writers, write_limits
+from efs_sqlite.experiments.writers import (
+    WRITER_BOUNDS,
+    hold_times,
+    read_wait_quantile,
+    run_writers,
+    write_limits,
+)
 
 
 def test_hold_times_grow_across_the_latency_range() -> None:
@@ -47,7 +53,7 @@ def test_writers_on_one_shard_stay_under_the_lock_limit() -> None:
     """Two processes committing back to back: together no faster than one lock allows."""
     limit = 1 / hold_times()["typical"].hold_s
     run = run_writers(writers=2, duration_s=1.5)
-    assert BOUNDS.rate_low * limit <= run.writes_per_s <= BOUNDS.rate_high * limit
+    assert WRITER_BOUNDS.rate_low * limit <= run.writes_per_s <= WRITER_BOUNDS.rate_high * limit
 
 
 def test_a_reader_under_a_write_stream_waits_within_the_estimate() -> None:
@@ -56,8 +62,10 @@ def test_a_reader_under_a_write_stream_waits_within_the_estimate() -> None:
     rate = 0.5 / holds.hold_s
     run = run_writers(writers=1, write_rate=rate, reader=True, duration_s=2.0)
     assert len(run.reads_s) >= 20
-    assert run.writes_per_s <= BOUNDS.rate_high * rate * 1.5  # a Poisson stream's count over 2 s varies
+    assert (
+        run.writes_per_s <= WRITER_BOUNDS.rate_high * rate * 1.5
+    )  # a Poisson stream's count over 2 s varies
     for q in (0.5, 0.9):
         estimate = holds.read_s + read_wait_quantile(q, rate=rate, hold_s=holds.hold_s)
         measured = run.read_quantile(q)
-        assert holds.read_s <= measured <= BOUNDS.tail_factor * estimate + BOUNDS.tail_slack_s
+        assert holds.read_s <= measured <= WRITER_BOUNDS.tail_factor * estimate + WRITER_BOUNDS.tail_slack_s

@@ -50,7 +50,13 @@ from efs_sqlite.experiments.queries import (
 from efs_sqlite.experiments.shards import run_workloads, workloads
 from efs_sqlite.experiments.tables import markdown_table, ms_range, results_dir, write_csv, write_json
 from efs_sqlite.experiments.verdict import Verdict, decisions, decisions_table, efs_wins_map, verdict
-from efs_sqlite.experiments.writers import run_writers, write_limits
+from efs_sqlite.experiments.writers import (
+    WRITER_BOUNDS,
+    hold_times,
+    read_wait_quantile,
+    run_writers,
+    write_limits,
+)
 
 __all__ = [
     "BENCHMARK_QUERY",
@@ -65,6 +71,7 @@ __all__ = [
     "OP_KINDS",
     "PETROU",
     "WORKLOAD_JOURNAL_MODES",
+    "WRITER_BOUNDS",
     "LatencyRange",
     "LocalServer",
     "Verdict",
@@ -76,6 +83,7 @@ __all__ = [
     "dynamodb_copy",
     "efs_wins_map",
     "graphql_request_ops",
+    "hold_times",
     "id_collisions",
     "id_forms",
     "latency_range",
@@ -87,6 +95,7 @@ __all__ = [
     "ms_range",
     "petrou_rows",
     "query_mix",
+    "read_wait_quantile",
     "request_profile",
     "results_dir",
     "rowid_benchmark",

@@ -503,12 +503,13 @@ def _dynamodb_requests(
     return out
 
 
-def _items(calls: Calls, operations: frozenset[str]) -> int:
-    return sum(c.items for c in calls.calls if c.operation in operations)
-
-
+#: The DynamoDB calls whose items are read, and those whose items are written.
 _DYNAMODB_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan"})
 _DYNAMODB_WRITES = frozenset({"PutItem", "DeleteItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems"})
+
+
+def _items(calls: Calls, operations: frozenset[str]) -> int:
+    return sum(c.items for c in calls.calls if c.operation in operations)
 
 
 class _NodesRead:
@@ -654,7 +655,8 @@ def _plus_ms(compute_s: float, wait_s: float) -> float:
 
 def latency_under(row: Row, profile: LatencyProfile) -> float:
     """A :func:`query_mix` row's latency in ms under another profile (a measured one, say):
-    its compute time plus its round trips at that profile's delays."""
+    its compute time plus its round trips at that profile's delays, one after another (the row
+    keeps no reads to follow its critical path: an upper bound of the parallel path's wait)."""
     return round(row["compute_ms"] + profile.rounds_s(dict(rounds_of(row))) * 1000, 3)
 
 

@@ -19,7 +19,7 @@ A read's ``q``-quantile latency is its own latency plus ``W``'s ``q``-quantile. 
 wait (a commit's first round trips hold only a RESERVED lock that readers pass) and ignores a
 writer waiting for readers to leave.
 
-:data:`BOUNDS` are the documented bounds a measured run lies within: the lock can never serve more
+:data:`WRITER_BOUNDS` are the documented bounds a measured run lies within: the lock can never serve more
 commits than ``1 / hold_s`` (timer slack aside) but may serve far fewer (the writer's own compute
 and local disk, and the busy wait's steps of up to 10 ms idle it); a read's measured tail may also
 exceed the estimate by the busy wait's overshoot (a blocked reader retries in steps of up to
@@ -50,7 +50,7 @@ from efs_sqlite.experiments.tables import Row
 from efs_sqlite.store import ShardStore
 
 __all__ = [
-    "BOUNDS",
+    "WRITER_BOUNDS",
     "Bounds",
     "Holds",
     "WritersRun",
@@ -76,7 +76,7 @@ class Bounds(NamedTuple):
 
 
 #: The bounds of :func:`run_writers`' figures against the estimate (see the module's docstring).
-BOUNDS = Bounds(rate_low=0.2, rate_high=1.1, tail_factor=2.0, tail_slack_s=0.03)
+WRITER_BOUNDS = Bounds(rate_low=0.2, rate_high=1.1, tail_factor=2.0, tail_slack_s=0.03)
 
 
 class Holds(NamedTuple):
