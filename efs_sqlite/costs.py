@@ -175,7 +175,11 @@ class RequestProfile:
     ``dynamodb_calls`` sequential round trips (BatchGetItem takes at most 100 keys).
     ``efs_rounds``: the round trips waited for by latency class (``Ops.rounds``; requests sent at
     once count once), as ``(class, count)`` pairs; without them every request is waited for in
-    turn, each metadata one at the profile's ``metadata_s``.
+    turn, each metadata one at the profile's ``metadata_s``. ``efs_waits_s``: the wait measured
+    per mode (``(mode, seconds)`` pairs: a critical path through reads made at once), when given
+    used instead. A request measured on the DynamoDB backend gives its ``dynamodb_read_units``,
+    ``dynamodb_write_units`` (as counted, transactions already doubled) and ``dynamodb_latency_s``
+    (its calls' modelled latency), used instead of the estimates from items and calls.
     """
 
     metadata_read_ops: int = 0
@@ -190,10 +194,14 @@ class RequestProfile:
     item_bytes: int = 100
     dynamodb_calls: int = 1
     efs_rounds: tuple[tuple[str, int], ...] = ()
+    efs_waits_s: tuple[tuple[str, float], ...] = ()
+    dynamodb_read_units: float | None = None
+    dynamodb_write_units: float | None = None
+    dynamodb_latency_s: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if name != "efs_rounds" and value < 0:
+            if name not in ("efs_rounds", "efs_waits_s") and value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, not {value}")
         needed = math.ceil(self.items_read / DYNAMODB.batch_get_max)
         if self.dynamodb_calls < needed:
@@ -217,6 +225,9 @@ class RequestProfile:
 
     def efs_latency_s(self, mode: str) -> float:
         """Modelled EFS wait of this request under ``mode``'s latency profile."""
+        waits = dict(self.efs_waits_s)
+        if mode in waits:
+            return waits[mode]
         if self.efs_rounds:
             return PROFILES[mode].rounds_s(dict(self.efs_rounds))
         return PROFILES[mode].latency_s(self.metadata_ops, self.data_read_ops, self.data_write_ops)
@@ -320,8 +331,12 @@ def dynamodb_cost(
     rru *= 1 if strong else 0.5
     wru = profile.items_written * math.ceil(profile.item_bytes / d.write_unit_bytes)
     wru *= d.transaction_factor if atomic else 1
+    # Units counted on the backend itself replace the estimate (they already say how each call read).
+    rru = rru if profile.dynamodb_read_units is None else profile.dynamodb_read_units
+    wru = wru if profile.dynamodb_write_units is None else profile.dynamodb_write_units
     per_request = rru * d.read_request_unit + wru * d.write_request_unit
     latency = profile.dynamodb_calls * d.latency_s if profile.items_read + profile.items_written else 0.0
+    latency = latency if profile.dynamodb_latency_s is None else profile.dynamodb_latency_s
     duration = profile.compute_s + latency
     return Cost(per_request * 1e6, lambda_cost(duration, memory_mb) * 1e6, latency)
 

@@ -12,6 +12,8 @@ One module per notebook, plus the shared parts:
 * :mod:`~efs_sqlite.experiments.deploy` — notebook 03: the GraphQL server run locally;
 * :mod:`~efs_sqlite.experiments.loading` — notebook 04: load checks and loader throughput;
 * :mod:`~efs_sqlite.experiments.queries` — notebook 05: GraphQL requests and the query mix;
+* :mod:`~efs_sqlite.experiments.backends` — notebook 05: each request kind on both backends;
+* :mod:`~efs_sqlite.experiments.writers` — notebook 05: writers on one shard, its limit, a read's tail;
 * :mod:`~efs_sqlite.experiments.verdict` — notebook 05's conclusion: EFS or DynamoDB for the mix.
 
 The names notebooks, tests and benchmarks use are re-exported here:
@@ -20,6 +22,7 @@ The names notebooks, tests and benchmarks use are re-exported here:
 
 from __future__ import annotations
 
+from efs_sqlite.experiments.backends import backend_comparison
 from efs_sqlite.experiments.deploy import LocalServer, serve_local
 from efs_sqlite.experiments.ids import ID_SCHEMES, KEY_FORMS, id_collisions, id_forms, rowid_benchmark
 from efs_sqlite.experiments.latency import LEVELS, LatencyRange, latency_range, petrou_rows
@@ -37,9 +40,9 @@ from efs_sqlite.experiments.queries import (
     BENCHMARK_QUERY,
     DESIGNS,
     MIX_DOCUMENTS,
-    MIX_DYNAMODB_ROUNDS,
     MIX_WEIGHTS,
     benchmark_graph,
+    dynamodb_copy,
     graphql_request_ops,
     latency_under,
     mix_capacity,
@@ -48,7 +51,14 @@ from efs_sqlite.experiments.queries import (
 )
 from efs_sqlite.experiments.shards import run_workloads, workloads
 from efs_sqlite.experiments.tables import markdown_table, ms_range, results_dir, write_csv, write_json
-from efs_sqlite.experiments.verdict import Verdict, verdict
+from efs_sqlite.experiments.verdict import Verdict, decisions, decisions_table, efs_wins_map, verdict
+from efs_sqlite.experiments.writers import (
+    WRITER_BOUNDS,
+    hold_times,
+    read_wait_quantile,
+    run_writers,
+    write_limits,
+)
 
 __all__ = [
     "BENCHMARK_QUERY",
@@ -59,18 +69,24 @@ __all__ = [
     "LEVELS",
     "LOCKING",
     "MIX_DOCUMENTS",
-    "MIX_DYNAMODB_ROUNDS",
     "MIX_WEIGHTS",
     "OP_KINDS",
     "PETROU",
     "WORKLOAD_JOURNAL_MODES",
+    "WRITER_BOUNDS",
     "LatencyRange",
     "LocalServer",
     "Verdict",
     "Workload",
+    "backend_comparison",
     "benchmark_graph",
     "check_load",
+    "decisions",
+    "decisions_table",
+    "dynamodb_copy",
+    "efs_wins_map",
     "graphql_request_ops",
+    "hold_times",
     "id_collisions",
     "id_forms",
     "latency_range",
@@ -82,13 +98,16 @@ __all__ = [
     "ms_range",
     "petrou_rows",
     "query_mix",
+    "read_wait_quantile",
     "request_profile",
     "results_dir",
     "rowid_benchmark",
     "run_workloads",
+    "run_writers",
     "serve_local",
     "verdict",
     "workloads",
     "write_csv",
     "write_json",
+    "write_limits",
 ]

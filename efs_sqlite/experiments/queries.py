@@ -1,12 +1,14 @@
 """GraphQL request experiments (notebook 05): one request's operations and critical path, and a
-mix of requests against a loaded data set, compared with DynamoDB.
+mix of requests against a loaded data set on EFS and on DynamoDB.
 
 * :func:`graphql_request_ops` — the measurements of :func:`~efs_sqlite.experiments.shards.run_workloads`
   for one GraphQL request (by default :data:`BENCHMARK_QUERY` on :func:`benchmark_graph`), with
   its latency both as if its round trips were made one after another and along its critical path
   as the API makes them on EFS (a level's shards at once, inside read transactions locked ahead).
-* :func:`query_mix` — a weighted mix of requests (:data:`MIX_DOCUMENTS`, :data:`MIX_WEIGHTS`),
-  one row per request: local wall time, compute time, EFS operations, the DynamoDB equivalent;
+* :func:`query_mix` — a weighted mix of requests (:data:`MIX_DOCUMENTS`, :data:`MIX_WEIGHTS`) on
+  both backends through the product's paths, one row per request: local wall time, compute time,
+  EFS operations and latency on the Lambda's parallel path (the sequential path as an ablation),
+  DynamoDB calls, units and latency through ``DynamoStore`` on a copy of the data (:func:`dynamodb_copy`);
   :func:`mix_summary` — latency percentiles, $ per million and capacity of each of
   :data:`DESIGNS`, per request kind and for the whole mix; :func:`mix_capacity` — the whole
   mix's capacity on each EFS design by the size of the data stored.
@@ -15,6 +17,7 @@ mix of requests against a loaded data set, compared with DynamoDB.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
@@ -29,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphql_relay import offset_to_cursor
 
@@ -51,9 +54,14 @@ from efs_sqlite.experiments.tables import Row
 from efs_sqlite.graph import Graph
 from efs_sqlite.graphql import GraphQLAPI
 from efs_sqlite.hooks import StoreOp
+from efs_sqlite.loader import dump, load
 from efs_sqlite.model import TYPE_SHARD
 from efs_sqlite.store import ShardStore
 from efs_sqlite.uid import encode
+
+if TYPE_CHECKING:
+    from efs_sqlite.dynamodb.calls import Calls
+    from efs_sqlite.dynamodb.store import DynamoStore
 
 # -- one request --------------------------------------------------------------------------------
 
@@ -367,36 +375,8 @@ MIX_WEIGHTS: dict[str, float] = {
     "create": 0.05,
     "update": 0.05,
 }
-#: Sequential DynamoDB round trips of each request in the equivalent design, where every read a
-#: level of the query needs goes out in one BatchGetItem/Query round (parallel calls count once):
-#: a node's fields (1); a claim, its parties' page, their fields and claim pages, those claims (3);
-#: a list's counter and page, then the entries' nodes (2); a write checks the node it touches, then
-#: one TransactWriteItems (2).
-MIX_DYNAMODB_ROUNDS: dict[str, int] = {"point_read": 1, "nested": 3, "list_page": 2, "create": 2, "update": 2}
 #: The designs :func:`mix_summary` compares.
 DESIGNS = ("efs_elastic", "efs_bursting", "efs_provisioned", "efs_one_zone", "dynamodb")
-
-_ENTRY_BYTES = 50  # one list entry as a DynamoDB item: key, position, target id
-
-
-class _ItemCounter:
-    """A store hook that counts the items the DynamoDB design would read and write instead.
-
-    That design keeps one item per field value and one per list entry, plus a counter item per
-    list. A page of list entries is counted in 4 KB read units, as a Query is billed.
-    """
-
-    def __init__(self) -> None:
-        self.items_read = self.items_written = 0
-
-    @contextlib.contextmanager
-    def observe(self, op: StoreOp) -> Iterator[None]:
-        if op.name in _ITEM_READS:
-            self.items_read += len(op.keys)
-        yield
-        self.items_read += sum(math.ceil(len(p) * _ENTRY_BYTES / 4096) for p in _pages(op))
-        if op.name == "write" and op.error is None:
-            self.items_written += len(op.result.ops)
 
 
 def _mix_targets(store: ShardStore, rng: random.Random, count: int) -> dict[str, list[int]]:
@@ -446,6 +426,117 @@ def _mix_requests(
     return out
 
 
+class _Range(NamedTuple):
+    """A wait in seconds at the low, typical and high ends of a latency range."""
+
+    low: float
+    typical: float
+    high: float
+
+
+class _EFSRequest(NamedTuple):
+    """One request of the mix through the EFS model: its operations and its modelled wait per
+    profile at the (low, typical, high) ends of that profile's range."""
+
+    ops: Ops
+    waits_s: dict[str, _Range]
+
+
+def _efs_requests(
+    root: str | os.PathLike[str],
+    plan: Sequence[tuple[str, dict[str, Any]]],
+    warmup: Mapping[str, Mapping[str, Any]],
+    run: Callable[[GraphQLAPI, str, Mapping[str, Any]], None],
+    *,
+    parallel: bool,
+    profiles: Sequence[str],
+    journal_mode: str,
+    translation: str,
+) -> list[_EFSRequest]:
+    """Run ``plan`` on a warm API through the EFS model. ``parallel``: the path the Lambda takes
+    on EFS (a lock-ahead, then each level's shards at once), timed along each request's critical
+    path as :func:`graphql_request_ops` times it; otherwise the sequential path, its round trips
+    one after another."""
+    tracer: _Tracer | None = None
+
+    def wait_s(ops: Ops, level: LatencyProfile) -> float:
+        return ops.latency_s(level) if tracer is None else _critical_path(ops, tracer.reads, level)[0]
+
+    out = []
+    with contextlib.ExitStack() as stack:
+        model = stack.enter_context(EFSModel(f"query-mix-{uuid.uuid4().hex[:12]}", translation=translation))
+        tracer = _Tracer(model) if parallel else None
+        store = stack.enter_context(
+            ShardStore(root, journal_mode=journal_mode, vfs=model.name, create=False, hook=tracer)
+        )
+        api = stack.enter_context(contextlib.closing(GraphQLAPI(store, parallel_reads=parallel)))
+        for kind, variables in warmup.items():
+            run(api, kind, variables)
+        for kind, variables in plan:
+            if tracer is not None:
+                tracer.reset()
+            with model.accounting() as ops:
+                run(api, kind, variables)
+            out.append(
+                _EFSRequest(
+                    ops, {p: _Range(*(wait_s(ops, level) for level in latency_range(p))) for p in profiles}
+                )
+            )
+    return out
+
+
+def _dynamodb_requests(
+    store: DynamoStore,
+    plan: Sequence[tuple[str, dict[str, Any]]],
+    warmup: Mapping[str, Mapping[str, Any]],
+    run: Callable[[GraphQLAPI, str, Mapping[str, Any]], None],
+) -> list[Calls]:
+    """Run ``plan`` on a warm API over the DynamoDB backend; each request's counted calls."""
+    out = []
+    with contextlib.closing(GraphQLAPI(store)) as api:
+        for kind, variables in warmup.items():
+            run(api, kind, variables)
+        for kind, variables in plan:
+            with store.accounting() as calls:
+                run(api, kind, variables)
+            out.append(calls)
+    return out
+
+
+#: The DynamoDB calls whose items are read, and those whose items are written.
+_DYNAMODB_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan"})
+_DYNAMODB_WRITES = frozenset({"PutItem", "DeleteItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems"})
+
+
+def _items(calls: Calls, operations: frozenset[str]) -> int:
+    return sum(c.items for c in calls.calls if c.operation in operations)
+
+
+class _NodesRead:
+    """A store hook that collects the ids every read and write names: the nodes a run touches."""
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+
+    @contextlib.contextmanager
+    def observe(self, op: StoreOp) -> Iterator[None]:
+        self.ids.update(k for k in op.keys if isinstance(k, int))
+        yield
+
+
+def dynamodb_copy(store: ShardStore, nodes: Iterable[int] | None = None) -> DynamoStore:
+    """A new table of the local DynamoDB server holding ``store``'s nodes, or only those of
+    ``nodes`` (``load(dump(store))``, filtered). A request's calls and units depend only on the
+    items it reads, so a copy of the nodes a mix touches serves it as the whole data set would,
+    and the local server, which scans its whole table for a Query, answers in seconds."""
+    from efs_sqlite.dynamodb.local import local_store  # boto3 and moto load here, not on import
+
+    keep = None if nodes is None else set(nodes)
+    copy = local_store(f"query-mix-{uuid.uuid4().hex[:12]}")
+    load(copy, (r for r in dump(store) if keep is None or r["uid"] in keep), progress=False)
+    return copy
+
+
 def query_mix(
     root: str | os.PathLike[str],
     *,
@@ -455,25 +546,36 @@ def query_mix(
     profiles: Sequence[str] = ("elastic", "bursting", "provisioned", "one_zone"),
     journal_mode: str = "delete",
     translation: str = "linux_nfs",
+    dynamodb: DynamoStore | None = None,
 ) -> list[Row]:
-    """Run a mix of GraphQL requests (:data:`MIX_DOCUMENTS`) against the loaded store at ``root``.
+    """Run a mix of GraphQL requests (:data:`MIX_DOCUMENTS`) against the loaded store at ``root``
+    and against the same data on the DynamoDB backend.
 
     ``requests`` requests are drawn with ``weights`` (default :data:`MIX_WEIGHTS`) over random
     claims and, for list pages, random 100-entry windows of the longest lists (the hub parties'
-    claims). The same sequence runs three times, each on a warm API (every kind runs once first,
+    claims). The same sequence runs on a warm API each time (every kind runs once first,
     unmeasured, as on a warm Lambda): on the plain store for its wall time on this machine's disk;
     with ``synchronous=off`` for its compute time (the same work without waiting for the disk);
-    and through the EFS model for its file-system operations, which are exact. The mutations
-    change the store (each write request creates a transaction or updates a claim, three times).
+    through the EFS model on the path the Lambda takes (``GraphQLAPI(parallel_reads=True)``: a
+    lock-ahead, then each level's shards at once) and, as an ablation, on the sequential path;
+    and on ``dynamodb`` (a :class:`~efs_sqlite.dynamodb.store.DynamoStore` holding the same data;
+    by default :func:`dynamodb_copy` copies the nodes the local run touched, as they are after
+    it, to the local server). The mutations change the stores (each write request creates a
+    transaction or updates a claim on each run).
 
     One row per request: ``i``, ``kind``, ``local_ms`` (wall time on local disk), ``compute_ms``,
-    the operations (``ops_total``, ``nfs_requests``, ``db_opens``, ``lock_requests``,
-    ``metadata_read_ops``, ``metadata_write_ops``, ``data_read_ops``, ``data_write_ops``,
-    ``data_read_bytes``, ``data_write_bytes``), ``efs_<profile>_ms`` (``compute_ms`` plus the
-    modelled waits of those requests under each of ``profiles``), the DynamoDB equivalent
-    (``dynamodb_items_read``, ``dynamodb_items_written`` as counted on the same request,
-    ``dynamodb_calls`` from :data:`MIX_DYNAMODB_ROUNDS`) and ``dynamodb_ms`` (``compute_ms``
-    plus one ~10 ms round trip per call). ``translation``: as for
+    the operations of the parallel path (``ops_total``, ``nfs_requests``, ``db_opens``,
+    ``lock_requests``, ``metadata_read_ops``, ``metadata_write_ops``, ``data_read_ops``,
+    ``data_write_ops``, ``data_read_bytes``, ``data_write_bytes``, ``rounds_<class>``);
+    ``efs_<profile>_ms`` with ``efs_<profile>_low_ms`` and ``efs_<profile>_high_ms``
+    (``compute_ms`` plus the modelled wait along the request's critical path under each of
+    ``profiles``' typical, low and high ends); ``efs_<profile>_sequential_ms`` (the sequential
+    path, its round trips one after another, typical profile) and ``sequential_nfs_requests``;
+    the DynamoDB backend's counts (``dynamodb_calls``, ``dynamodb_waves``, ``dynamodb_items_read``
+    — keys asked for —, ``dynamodb_items_written``, ``dynamodb_read_units``,
+    ``dynamodb_write_units``) and ``dynamodb_ms``/``dynamodb_p99_ms`` (``compute_ms`` plus its
+    calls' modelled latency with every call at its median, or at its p99: see
+    :meth:`~efs_sqlite.dynamodb.calls.Calls.latency_ms`). ``translation``: as for
     :func:`~efs_sqlite.experiments.shards.run_workloads`.
     """
     weights = dict(MIX_WEIGHTS if weights is None else weights)
@@ -490,60 +592,71 @@ def query_mix(
             raise RuntimeError(f"{kind} request failed: {response['errors'][:2]}")
 
     def timed(store: ShardStore) -> list[float]:
-        api = GraphQLAPI(store)
-        for kind, variables in warmup.items():
-            run(api, kind, variables)
-        walls = []
-        for kind, variables in plan:
-            start = time.perf_counter()
-            run(api, kind, variables)
-            walls.append(time.perf_counter() - start)
+        with contextlib.closing(GraphQLAPI(store)) as api:
+            for kind, variables in warmup.items():
+                run(api, kind, variables)
+            walls = []
+            for kind, variables in plan:
+                start = time.perf_counter()
+                run(api, kind, variables)
+                walls.append(time.perf_counter() - start)
         return walls
 
-    with ShardStore(root, journal_mode=journal_mode, create=False) as store:
-        plan = _mix_requests(store, requests, weights, seed)
-        warmup = {kind: variables for kind, variables in reversed(plan)}
-        local = timed(store)
-    with ShardStore(root, journal_mode=journal_mode, synchronous="off", create=False) as store:
-        compute = timed(store)
+    touched = _NodesRead()
+    with contextlib.ExitStack() as stack:
+        with ShardStore(root, journal_mode=journal_mode, create=False, hook=touched) as store:
+            plan = _mix_requests(store, requests, weights, seed)
+            warmup = {kind: variables for kind, variables in reversed(plan)}
+            touched.ids.clear()  # drawing the plan scanned every node
+            local = timed(store)
+            if dynamodb is None:
+                dynamodb = stack.enter_context(dynamodb_copy(store, touched.ids))
+        with ShardStore(root, journal_mode=journal_mode, synchronous="off", create=False) as store:
+            compute = timed(store)
+        options = {"profiles": profiles, "journal_mode": journal_mode, "translation": translation}
+        efs = _efs_requests(root, plan, warmup, run, parallel=True, **options)
+        sequential = _efs_requests(root, plan, warmup, run, parallel=False, **options)
+        dynamo = _dynamodb_requests(dynamodb, plan, warmup, run)
     rows = []
-    counted = _ItemCounter()
-    with (
-        EFSModel(f"query-mix-{uuid.uuid4().hex[:12]}", translation=translation) as model,
-        ShardStore(root, journal_mode=journal_mode, vfs=model.name, create=False, hook=counted) as store,
-    ):
-        api = GraphQLAPI(store, parallel_reads=False)  # one thread: _ItemCounter counts unlocked
-        for kind, variables in warmup.items():
-            run(api, kind, variables)
-        for i, (kind, variables) in enumerate(plan):
-            counted.items_read = counted.items_written = 0
-            with model.accounting() as ops:
-                run(api, kind, variables)
-            calls = MIX_DYNAMODB_ROUNDS[kind]
-            rows.append(
-                {
-                    "i": i,
-                    "kind": kind,
-                    "local_ms": round(local[i] * 1000, 3),
-                    "compute_ms": round(compute[i] * 1000, 3),
-                    **ops_columns(ops),
-                    **{
-                        f"efs_{p}{suffix}_ms": round((compute[i] + ops.latency_s(level)) * 1000, 3)
-                        for p in profiles
-                        for suffix, level in zip(("_low", "", "_high"), latency_range(p), strict=True)
-                    },
-                    "dynamodb_items_read": counted.items_read,
-                    "dynamodb_items_written": counted.items_written,
-                    "dynamodb_calls": calls,
-                    "dynamodb_ms": round((compute[i] + calls * DYNAMODB.latency_s) * 1000, 3),
-                }
-            )
+    for i, (kind, _) in enumerate(plan):
+        ms = functools.partial(_plus_ms, compute[i])
+        calls = dynamo[i]
+        rows.append(
+            {
+                "i": i,
+                "kind": kind,
+                "local_ms": round(local[i] * 1000, 3),
+                "compute_ms": round(compute[i] * 1000, 3),
+                **ops_columns(efs[i].ops),
+                **{
+                    f"efs_{p}{suffix}_ms": ms(wait)
+                    for p in profiles
+                    for suffix, wait in zip(("_low", "", "_high"), efs[i].waits_s[p], strict=True)
+                },
+                **{f"efs_{p}_sequential_ms": ms(sequential[i].waits_s[p].typical) for p in profiles},
+                "sequential_nfs_requests": sum(sequential[i].ops.requests.values()),
+                "dynamodb_calls": len(calls.calls),
+                "dynamodb_waves": len({c.wave for c in calls.calls}),
+                "dynamodb_items_read": _items(calls, _DYNAMODB_READS),
+                "dynamodb_items_written": _items(calls, _DYNAMODB_WRITES),
+                "dynamodb_read_units": calls.read_units,
+                "dynamodb_write_units": calls.write_units,
+                "dynamodb_ms": ms(calls.latency_ms(0.5) / 1000),
+                "dynamodb_p99_ms": ms(calls.latency_ms(0.99) / 1000),
+            }
+        )
     return rows
+
+
+def _plus_ms(compute_s: float, wait_s: float) -> float:
+    """A request's latency in ms: its compute time plus its storage wait."""
+    return round((compute_s + wait_s) * 1000, 3)
 
 
 def latency_under(row: Row, profile: LatencyProfile) -> float:
     """A :func:`query_mix` row's latency in ms under another profile (a measured one, say):
-    its compute time plus its round trips at that profile's delays."""
+    its compute time plus its round trips at that profile's delays, one after another (the row
+    keeps no reads to follow its critical path: an upper bound of the parallel path's wait)."""
     return round(row["compute_ms"] + profile.rounds_s(dict(rounds_of(row))) * 1000, 3)
 
 
@@ -552,7 +665,16 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def _mix_profile(row: Row) -> RequestProfile:
+def _mix_profile(row: Row, end: str = "") -> RequestProfile:
+    """A :func:`query_mix` row as the cost model's input: the EFS operations and, per mode, the
+    wait along the critical path (at the ``end`` of its range: ``""`` typical, ``"_low"``,
+    ``"_high"``); the DynamoDB backend's counted units and modelled latency."""
+    waits = tuple(
+        (mode, (row.get(f"efs_{mode}{end}_ms", row[f"efs_{mode}_ms"]) - row["compute_ms"]) / 1000)
+        for mode in ("elastic", "bursting", "provisioned")
+        if f"efs_{mode}_ms" in row
+    )
+    items_read = row["dynamodb_items_read"]
     return RequestProfile(
         metadata_read_ops=row["metadata_read_ops"],
         metadata_write_ops=row["metadata_write_ops"],
@@ -561,10 +683,16 @@ def _mix_profile(row: Row) -> RequestProfile:
         data_write_ops=row["data_write_ops"],
         data_write_bytes=row["data_write_bytes"],
         compute_s=row["compute_ms"] / 1000,
-        items_read=row["dynamodb_items_read"],
+        items_read=items_read,
         items_written=row["dynamodb_items_written"],
-        dynamodb_calls=row["dynamodb_calls"],
+        # A Query's items are not keys of a BatchGetItem: the calls are only checked against the
+        # estimate's rule; the measured latency below replaces the estimate's calls x 10 ms.
+        dynamodb_calls=max(row["dynamodb_calls"], math.ceil(items_read / DYNAMODB.batch_get_max)),
         efs_rounds=rounds_of(row),
+        efs_waits_s=waits,
+        dynamodb_read_units=row["dynamodb_read_units"],
+        dynamodb_write_units=row["dynamodb_write_units"],
+        dynamodb_latency_s=max(0.0, row["dynamodb_ms"] - row["compute_ms"]) / 1000,
     )
 
 
@@ -581,9 +709,14 @@ def mix_summary(
     ``rows`` come from :func:`query_mix`. The mix weighs each kind by ``weights`` (default: as
     drawn). One row per (``kind``, ``design``) of :data:`DESIGNS`, ``kind`` ``"mix"`` for the
     whole: ``requests``, ``median_ms``, ``p95_ms`` and ``p99_ms`` (latency per request: local
-    compute plus modelled storage waits), ``mean_nfs_requests``, ``usd_per_million`` (Lambda
+    compute plus modelled storage waits; DynamoDB's ``p99_ms`` from each request with every call
+    at its p99), on EFS the range ``median_low_ms``/``median_high_ms``, ``p99_low_ms``/``p99_high_ms``
+    and the sequential path's ``median_sequential_ms``/``p99_sequential_ms`` (``None`` for
+    DynamoDB, whose figures are measured distributions, not a profile's range),
+    ``mean_nfs_requests``, ``usd_per_million`` (Lambda
     requests and duration plus storage requests: :func:`efs_sqlite.costs.cost_per_million`;
-    storage at rest excluded; ``None`` for One Zone, which the cost model does not price) and
+    storage at rest excluded; ``None`` for One Zone, which the cost model does not price; on EFS
+    also ``usd_per_million_low``/``usd_per_million_high``, at the ends of its latency range) and
     ``max_requests_per_s`` (what the file system sustains for a month:
     :func:`efs_sqlite.costs.max_requests_per_second` with ``stored_gib`` of data and, for
     Provisioned, ``provisioned_mibps`` bought — by default as much as the IOPS limits can use, the
@@ -603,11 +736,20 @@ def mix_summary(
         share = (lambda r: weights.get(r["kind"], 0) / drawn[r["kind"]]) if kind == "mix" else (lambda r: 1.0)
         mix = [(_mix_profile(r), share(r)) for r in members if share(r) > 0]
         usd = cost_per_million(mix, memory_mb=memory_mb)  # One Zone is not priced: None
+        # The same at the ends of EFS's latency range (its Lambda time changes; DynamoDB's not).
+        usd_ends = {
+            end: cost_per_million(
+                [(_mix_profile(r, f"_{end}"), share(r)) for r in members if share(r) > 0], memory_mb=memory_mb
+            )
+            for end in ("low", "high")
+        }
         for design in DESIGNS:
             latencies = [r[f"{design}_ms"] for r in members if f"{design}_ms" in r]
+            # DynamoDB's tail: each request with its calls at their p99 (an upper bound of its p99)
+            tail = [r[f"{design}_p99_ms"] for r in members if f"{design}_p99_ms" in r] or latencies
             ends = {
                 end: [r[f"{design}_{end}_ms"] for r in members if f"{design}_{end}_ms" in r]
-                for end in ("low", "high")
+                for end in ("low", "high", "sequential")
             }
             out.append(
                 {
@@ -616,13 +758,17 @@ def mix_summary(
                     "requests": len(members),
                     "median_ms": statistics.median(latencies) if latencies else None,
                     "p95_ms": _percentile(latencies, 0.95) if latencies else None,
-                    "p99_ms": _percentile(latencies, 0.99) if latencies else None,
+                    "p99_ms": _percentile(tail, 0.99) if tail else None,
                     **{f"median_{e}_ms": statistics.median(v) if v else None for e, v in ends.items()},
                     **{f"p99_{e}_ms": _percentile(v, 0.99) if v else None for e, v in ends.items()},
                     "mean_nfs_requests": None
                     if design == "dynamodb"
                     else statistics.fmean(r["nfs_requests"] for r in members),
                     "usd_per_million": usd.get(design),
+                    **{
+                        f"usd_per_million_{e}": None if design == "dynamodb" else u.get(design)
+                        for e, u in usd_ends.items()
+                    },
                     "max_requests_per_s": None
                     if design == "dynamodb"
                     else max_requests_per_second(
