@@ -85,7 +85,6 @@ from efs_sqlite.hooks import StoreHook, observed
 from efs_sqlite.kinds import BOOL, DATETIME, DECIMAL, INT64, KIND_OF, MICROSECOND, NAN, PLAIN, REF, Stored
 from efs_sqlite.lock_quota import EFS, LockQuota
 from efs_sqlite.uid import EPOCH
-from efs_sqlite.wal_probe import vfs_name
 
 __all__ = [
     "JOURNAL_MODES",
@@ -530,9 +529,7 @@ class ShardStore:
 
     ``journal_mode`` is ``delete`` (default), ``truncate``, ``persist`` or ``wal`` (refused on a
     network file system, as the mount table ``mounts`` — ``/proc/mounts`` by default — says). ``vfs``
-    names a registered apsw VFS (e.g. the EFS model's) used for every file the store opens; without
-    one, a store in a rollback-journal mode opens its files through the unix VFS less its ``-wal``
-    probe (:mod:`efs_sqlite.wal_probe`: one ``stat()``, on EFS one NFS request, fewer per read).
+    names a registered apsw VFS (e.g. the EFS model's) used for every file the store opens.
     ``create=False`` requires ``root`` to exist. ``hook`` (see :mod:`efs_sqlite.hooks`) is told of
     every read and write, and may gate or fail it. ``lock_quota`` (EFS's by default) bounds how many
     shard files this process may lock at once (:attr:`max_locked_files`): a grouped write over more
@@ -656,8 +653,7 @@ class ShardStore:
         flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
         # Reads prepare one statement per number of ids (up to _INLINE_IDS) and kind of read:
         # apsw's default cache of 100 prepared statements would evict some of them.
-        vfs = self.vfs or (None if self.journal_mode == "wal" else vfs_name())
-        conn = apsw.Connection(str(path), flags=flags, vfs=vfs, statementcachesize=256)
+        conn = apsw.Connection(str(path), flags=flags, vfs=self.vfs or None, statementcachesize=256)
         self._set_waiting(conn, wait)
         try:
             self._pragmas(conn, "main")

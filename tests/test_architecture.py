@@ -24,7 +24,7 @@ ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 #: graphql -> app -> the Lambda handlers (``efs_sqlite.lambdas``).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("uid", "kinds", "deadline", "lock_quota", "wal_probe"),
+    ("uid", "kinds", "deadline", "lock_quota"),
     ("model",),
     ("hooks", "backend", "store", "dynamodb", "nfs_client", "efs_model"),
     ("graph", "data", "costs", "links", "mountstats"),
@@ -200,7 +200,7 @@ def test_the_checker_reads_subpackages_lazy_imports_and_cycles(tmp_path: Path) -
         for name in (
             *("accept", "backend", "calibration", "cli", "costs", "deadline", "dynamodb", "efs_model"),
             *("graphiql", "hooks", "kinds", "lambdas", "links", "loader", "lock_quota", "model"),
-            *("mountstats", "nfs_client", "uid", "wal_probe"),
+            *("mountstats", "nfs_client", "uid"),
         )
     ]
     expected = [
