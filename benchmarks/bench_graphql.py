@@ -18,6 +18,11 @@ shard's read transaction begun at once, then the shards of each level read at on
 one thread each), also in turns: wall-clock time there is dominated by the injected network waits,
 which is what locking ahead and reading a level concurrently are meant to overlap.
 
+A last pair counts the file-system system calls of one warm request of the earlier system's own
+question (:data:`SYSCALL_QUERY`: a claim, its parties and its transactions) through each handler,
+with ``strace`` (when it is installed and may trace) on a fresh process that answers every claim
+once, then the measured requests between two marker calls.
+
 Run on its own with ``python benchmarks/bench_graphql.py [--requests 2000] [--claims 500]
 [--efs-requests 20]``.
 """
@@ -27,11 +32,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -53,6 +63,7 @@ from efs_sqlite.uid import encode, generate
 
 TARGET_P50_MS = 1.0
 TARGET_SPEEDUP = 20.0
+TARGET_SYSCALLS = 21
 _CONTEXT = LambdaContext("bench")
 
 QUERY = """query($id: ID!) { claim(id: $id) {
@@ -62,6 +73,9 @@ QUERY = """query($id: ID!) { claim(id: $id) {
 SEED_QUERY = """query($id: ID!) { claim(id: $id) {
   id claimIdentifier claimTypeCode timestamp transactions { id }
   parties { id partyIdentifier timestamp } } }"""
+# The earlier system's own question, the same in both schemas: its syscalls are counted.
+SYSCALL_QUERY = """query($id: ID!) { claim(id: $id) { id claimIdentifier claimTypeCode
+  parties { id partyIdentifier } transactions { id amount financialTransactionIdentifier } } }"""
 
 
 def build_store(root: Path, claims: int) -> list[int]:
@@ -147,6 +161,8 @@ def seed_style_handler(root: Path) -> Mangum:
 
     class Transaction(graphene.ObjectType):
         id = graphene.ID(resolver=lambda root, info: str(root))
+        amount = field(graphene.String, "transaction_amount")
+        financial_transaction_identifier = field(graphene.String, "transaction_identifier")
 
     class Party(graphene.ObjectType):
         id = graphene.ID(resolver=lambda root, info: str(root))
@@ -229,6 +245,78 @@ def _efs_paths(
     return measured, ops.modelled_latency_s
 
 
+# A fresh process answers every claim once through one handler (warm: connections, documents,
+# page cache), then the measured requests between two stat() calls of marker paths strace sees.
+_SYSCALL_CHILD = """
+import json, os, sys
+from pathlib import Path
+from benchmarks.bench_graphql import SYSCALL_QUERY, seed_style_handler
+from efs_sqlite.aws.fakes import LambdaContext, function_url_event, import_handler
+from efs_sqlite.uid import encode
+root, which, ids, requests = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
+handler = import_handler("graphql", root).handler if which == "ours" else seed_style_handler(root)
+events = [function_url_event({"query": SYSCALL_QUERY, "variables": {"id": encode(c) if which == "ours"
+          else str(c)}}) for c in ids]
+for event in events:
+    response = handler(event, LambdaContext("bench"))
+    assert response["statusCode"] == 200 and '"errors"' not in response["body"], response
+for marker in ("start", "end"):
+    try:
+        os.stat(f"/efs-sqlite-syscalls-{marker}")
+    except OSError:
+        pass
+    if marker == "start":
+        for i in range(requests):
+            handler(events[i % len(events)], LambdaContext("bench"))
+"""
+# The event loop's polls are file-descriptor calls of Mangum's, not of the file system.
+_NOT_FILE_SYSTEM = {"epoll_wait", "epoll_pwait", "epoll_ctl"}
+
+
+def _syscalls(root: Path, which: str, claim_ids: list[int], requests: int) -> dict[str, float] | None:
+    """File-system syscalls per request of ``SYSCALL_QUERY`` through ``which`` handler (``ours``
+    or ``seed``), by kind; None when strace is missing or may not trace here."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "trace.txt"
+        done = subprocess.run(
+            [
+                strace,
+                "-f",
+                "-qq",
+                "-o",
+                str(trace),
+                "-e",
+                "trace=%file,%desc",
+                sys.executable,
+                "-c",
+                _SYSCALL_CHILD,
+                str(root),
+                which,
+                json.dumps(claim_ids[:20]),
+                str(requests),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        if done.returncode != 0:
+            if "ptrace" in done.stderr or not trace.exists():
+                return None
+            raise RuntimeError(f"the syscall count of {which} failed: {done.stderr[-2000:]}")
+        lines = trace.read_text().splitlines()
+    marks = [i for i, line in enumerate(lines) if "efs-sqlite-syscalls-" in line]
+    calls = Counter(
+        m.group(1)
+        for line in lines[marks[0] + 1 : marks[1]]
+        if (m := re.match(r"\d+\s+(\w+)\(", line)) and m.group(1) not in _NOT_FILE_SYSTEM
+    )
+    return {kind: n / requests for kind, n in calls.most_common()}
+
+
 def _percentiles(seconds: list[float]) -> tuple[float, float]:
     ms = sorted(s * 1e3 for s in seconds)
     return statistics.median(ms), ms[min(len(ms) - 1, round(0.99 * len(ms)))]
@@ -277,6 +365,7 @@ def bench_graphql(
         _measure(paths, 2)  # warm up: page cache, connections, document cache
         measured = _measure(paths, 20)
         ours.store.close()
+        syscalls = {which: _syscalls(root, which, claim_ids, 10) for which in ("ours", "seed")}
         modelled_s = None
         if efs_requests:
             efs, modelled_s = _efs_paths(root, claim_ids, efs_requests)
@@ -317,6 +406,8 @@ def bench_graphql(
         "meets_speedup": speedup >= TARGET_SPEEDUP,
         "load_average": os.getloadavg()[0],
         "documents": api.cache_info(),
+        "syscalls": syscalls if None not in syscalls.values() else None,
+        "target_syscalls": TARGET_SYSCALLS,
     }
 
 
@@ -339,6 +430,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"target >= {result['target_speedup']:.0f}x: {verdict[result['meets_speedup']]}",
         f"(1-minute load average during the run: {result['load_average']:.1f} on {os.cpu_count()} CPUs)",
     ]
+    syscalls = result.get("syscalls")
+    if syscalls:
+        for which, calls in syscalls.items():
+            kinds = ", ".join(f"{kind} {n:g}" for kind, n in calls.items())
+            lines.append(
+                f"file-system syscalls per request of SYSCALL_QUERY, {which}: "
+                f"{sum(calls.values()):g} ({kinds})"
+            )
     efs = result.get("efs")
     if efs:
         lines.append(

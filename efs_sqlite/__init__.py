@@ -10,30 +10,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from efs_sqlite import errors, uid
-from efs_sqlite.costs import (
-    BURSTING,
-    DYNAMODB,
-    EFS_IOPS,
-    EFS_METERING,
-    EFS_PRICES,
-    LAMBDA,
-    Cost,
-    RequestProfile,
-    cost_per_million,
-    dynamodb_cost,
-    efs_cost,
-    efs_metered_bytes,
-    lambda_cost,
-    max_requests_per_second,
-    monthly_storage_cost,
-)
 from efs_sqlite.deadline import Deadline
-from efs_sqlite.efs_model import FAULT_KINDS, LOW_PROFILES, PROFILES, EFSModel, Fault, LatencyProfile, Ops
 from efs_sqlite.errors import *  # noqa: F403 (the whole error tree, as errors.__all__ lists it)
 from efs_sqlite.hooks import StoreHook, StoreOp
 from efs_sqlite.lock_quota import LockQuota
 from efs_sqlite.model import INSURANCE, TYPE_SHARD, Field, Inverse, Model, NodeType
-from efs_sqlite.nfs_client import LinuxNFS, WorstCase
 from efs_sqlite.store import (
     Ref,
     ShardStore,
@@ -54,9 +35,35 @@ from efs_sqlite.uid import (
     to_mediagone,
 )
 
-# Heavier parts (graphene, Faker, boto3, the experiments) load on first use, so that `import efs_sqlite`
-# stays cheap for the loader Lambda and the CLI; `from efs_sqlite import GraphQLAPI` works as usual.
+# Heavier parts (graphene, Faker, boto3, the experiments) and what no request needs (the EFS model,
+# the cost model) load on first use, so that `import efs_sqlite` stays cheap for the Lambda handlers
+# and the CLI; `from efs_sqlite import GraphQLAPI` works as usual.
 _LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        ("FAULT_KINDS", "LOW_PROFILES", "PROFILES", "EFSModel", "Fault", "LatencyProfile", "Ops"),
+        "efs_sqlite.efs_model",
+    ),
+    **dict.fromkeys(("LinuxNFS", "WorstCase"), "efs_sqlite.nfs_client"),
+    **dict.fromkeys(
+        (
+            "BURSTING",
+            "DYNAMODB",
+            "EFS_IOPS",
+            "EFS_METERING",
+            "EFS_PRICES",
+            "LAMBDA",
+            "Cost",
+            "RequestProfile",
+            "cost_per_million",
+            "dynamodb_cost",
+            "efs_cost",
+            "efs_metered_bytes",
+            "lambda_cost",
+            "max_requests_per_second",
+            "monthly_storage_cost",
+        ),
+        "efs_sqlite.costs",
+    ),
     "GraphQLAPI": "efs_sqlite.graphql",
     "Limits": "efs_sqlite.graphql",
     "build_schema": "efs_sqlite.graphql",
@@ -106,53 +113,29 @@ def __dir__() -> list[str]:
 __all__ = [
     *_LAZY,
     *errors.__all__,
-    "BURSTING",
-    "DYNAMODB",
-    "EFS_IOPS",
-    "EFS_METERING",
-    "EFS_PRICES",
-    "FAULT_KINDS",
     "INSURANCE",
-    "LAMBDA",
-    "LOW_PROFILES",
     "MAX_UID",
-    "PROFILES",
     "TYPE_SHARD",
-    "Cost",
     "Deadline",
-    "EFSModel",
-    "Fault",
     "Field",
     "Generator",
     "Inverse",
-    "LatencyProfile",
     "LockQuota",
-    "LinuxNFS",
     "Model",
     "NodeType",
-    "Ops",
     "Ref",
-    "RequestProfile",
     "ShardStore",
     "StoreHook",
     "StoreOp",
-    "WorstCase",
     "WriteBatch",
     "__version__",
     "check_id",
-    "cost_per_million",
     "decode",
-    "dynamodb_cost",
-    "efs_cost",
-    "efs_metered_bytes",
     "encode",
     "from_mediagone",
     "from_timestamp",
     "generate",
     "is_network_filesystem",
-    "lambda_cost",
-    "max_requests_per_second",
-    "monthly_storage_cost",
     "timestamp",
     "to_mediagone",
     "uid",

@@ -11,11 +11,13 @@ provides, loads only then). On DynamoDB a request with the header ``x-efs-ops: 1
 and capacity units. Each request's deadline is the invocation's remaining
 time less a margin (:func:`~efs_sqlite.app.lambda_deadline`): a request that would outlast it answers
 503. On EFS the init also sweeps the super-journals that an environment killed mid-commit left
-behind (:meth:`~efs_sqlite.store.ShardStore.sweep_super_journals`).
+behind (:meth:`~efs_sqlite.store.ShardStore.sweep_super_journals`). The init's objects are frozen out of
+the garbage collector's later work.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 
 from mangum import Mangum
@@ -40,3 +42,7 @@ app = create_app(store, deadline=lambda_deadline())
 # the GraphQL-over-HTTP media type.
 TEXT_TYPES = ["text/", "application/json", "application/javascript", "application/xml", GRAPHQL_RESPONSE]
 handler = Mangum(app, lifespan="off", text_mime_types=TEXT_TYPES)
+# What the init built (modules, schema, app, store) lives as long as the environment: frozen out of
+# every later collection, which then walks only a request's objects, not the init's ~40,000
+# (docs/SOURCES.md#python-gc-freeze).
+gc.freeze()
