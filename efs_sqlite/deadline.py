@@ -47,6 +47,18 @@ class Deadline(NamedTuple):
     def expired(self) -> bool:
         return self.remaining() <= 0
 
+    @staticmethod
+    def sooner(held: Deadline | None, given: Deadline | None) -> Deadline | None:
+        """The deadline a nested block runs under: the earlier of the one already held and the
+        one given (``None``: no bound).
+
+        >>> Deadline.sooner(Deadline(5.0), Deadline(3.0)), Deadline.sooner(Deadline(5.0), None)
+        (Deadline(at=3.0), Deadline(at=5.0))
+        """
+        if given is None or (held is not None and held.at <= given.at):
+            return held
+        return given
+
     def check(self, what: str) -> None:
         """Raise :class:`DeadlineExceeded` if the deadline has passed before ``what`` begins."""
         if self.expired:

@@ -780,8 +780,7 @@ class ShardStore:
         """
         st = self._state()
         outer = st.deadline
-        if deadline is not None and (outer is None or deadline.at < outer.at):
-            st.deadline = deadline
+        st.deadline = Deadline.sooner(outer, deadline)
         try:
             yield
         finally:

@@ -75,20 +75,8 @@ def test_what_is_missing_is_said(
     assert message in capsys.readouterr().err
 
 
-def test_no_credentials_and_no_endpoint(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+@pytest.mark.usefixtures("no_aws_credentials")
+def test_no_credentials_and_no_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stats", "--backend", "dynamodb", "--table", "t", "--region", "us-east-1"]) == 2
     err = capsys.readouterr().err
     assert "needs AWS credentials" in err and "--endpoint-url" in err

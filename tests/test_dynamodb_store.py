@@ -298,21 +298,8 @@ def test_a_missing_table_says_so_and_create_makes_it(dynamo_store: DynamoStore) 
     missing.close()
 
 
-def test_no_credentials_and_no_endpoint_say_what_is_missing(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-) -> None:
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+@pytest.mark.usefixtures("no_aws_credentials")
+def test_no_credentials_and_no_endpoint_say_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StoreError, match=r"needs AWS credentials .*--endpoint-url"):
         make_client(None, "us-east-1")
     monkeypatch.delenv("AWS_REGION", raising=False)

@@ -25,7 +25,6 @@ from efs_sqlite.graphql.receipts import (
     Answer,
     Outcome,
     Pending,
-    idempotent,
     keep_answer,
     key_of,
     mutate_once,
@@ -126,14 +125,14 @@ def test_racing_attempts_with_one_id_write_once(tmp_path: Path) -> None:
 
     def create(record: Any, racing: bool) -> int:
         if racing:  # the other attempt commits while this one is between its check and its write
-            idempotent(store, "race", "create", {}, lambda r: create(r, False))
+            mutate_once(store, "race", "create", {}, lambda r: create(r, False))
         with store.write() as w:
             w.insert("party_identifier", len(made) + 1, 5)
             record(w, len(made) + 1)
         made.append(len(made) + 1)
         return made[-1]
 
-    assert idempotent(store, "race", "create", {}, lambda r: create(r, True)) == 1
+    assert mutate_once(store, "race", "create", {}, lambda r: create(r, True)).result == 1
     assert made == [1] and store.count("party_identifier") == 1
 
 
@@ -150,7 +149,7 @@ def test_receipts_are_kept_24_hours_then_swept_on_write(tmp_path: Path) -> None:
         return count[0]
 
     def run(client_id: str) -> int:
-        return idempotent(store, client_id, "create", {}, write, clock=lambda: now[0])
+        return mutate_once(store, client_id, "create", {}, write, clock=lambda: now[0]).result
 
     old = [run(f"old-{i}") for i in range(SWEEP + 10)]
     now[0] += RETENTION_S - 60
@@ -179,7 +178,7 @@ def test_the_fingerprint_ignores_the_selection_not_the_arguments(tmp_path: Path)
     again = api.execute(other_selection, {"id": "s"})["data"]["createParty"]
     assert again == {"id": first["id"], "timestamp": "2024-01-01T00:00:00+00:00"}
     with pytest.raises(MutationIdReused):
-        idempotent(api.store, "s", "createParty", {"input": {}}, lambda r: None)
+        mutate_once(api.store, "s", "createParty", {"input": {}}, lambda r: None)
 
 
 def _decode(text: str) -> int:

@@ -174,8 +174,7 @@ class DynamoStore:
         before unprocessed keys or items ends at it with :class:`DeadlineExceeded`, and no write
         begins after it. Nested, the earlier deadline holds."""
         outer: Deadline | None = getattr(self._bound, "deadline", None)
-        if deadline is not None and (outer is None or deadline.at < outer.at):
-            self._bound.deadline = deadline
+        self._bound.deadline = Deadline.sooner(outer, deadline)
         try:
             yield
         finally:

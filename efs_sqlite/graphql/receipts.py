@@ -42,7 +42,7 @@ write) is used, so every backend keeps the same guarantee.
 ...         made.append(len(made) + 1)
 ...         record(w, made[-1])
 ...     return made[-1]
->>> once = [idempotent(store, "abc-1", "createParty", {"n": 1}, create) for _ in range(3)]
+>>> once = [mutate_once(store, "abc-1", "createParty", {"n": 1}, create).result for _ in range(3)]
 >>> once, made
 ([1, 1, 1], [1])
 >>> first = mutate_once(store, "abc-2", "createParty", {"n": 2}, create)
@@ -75,7 +75,6 @@ __all__ = [
     "Outcome",
     "Pending",
     "Receipt",
-    "idempotent",
     "keep_answer",
     "mutate_once",
 ]
@@ -245,19 +244,6 @@ def mutate_once(
             raise
         return Outcome(found.result, found, retry=True)
     return Outcome(result, written[-1])
-
-
-def idempotent(
-    store: StoreBackend,
-    client_id: str | None,
-    field: str,
-    args: Mapping[str, Any],
-    write: Callable[[Record | None], Any],
-    *,
-    clock: Callable[[], float] = time.time,
-) -> Any:
-    """The result of :func:`mutate_once`: a retry returns the first attempt's result."""
-    return mutate_once(store, client_id, field, args, write, clock=clock).result
 
 
 def keep_answer(store: StoreBackend, pending: Pending, value: Any) -> bool:
